@@ -1,0 +1,239 @@
+/**
+ * Loading the configuration: defaults < file < environment < flags, validated
+ * once by the schema, then frozen. Every error names the path of the bad key
+ * and where the value came from (file, MEMTIDE_* variable or flag), so the fix
+ * is obvious from the message alone.
+ */
+import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import { configSchema, type MemtideConfig, type MemtideConfigInput } from './configSchema.js';
+
+export type { MemtideConfig, MemtideConfigInput } from './configSchema.js';
+
+export interface ConfigIssue {
+  /** Dotted path, e.g. `sampling.intervalMs`. */
+  path: string;
+  message: string;
+  /** Where the offending value came from: a file, `MEMTIDE_X`, `--flag`, or `defaults`. */
+  origin: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'MEMTIDE_ERR_CONFIG';
+  constructor(readonly issues: ConfigIssue[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  ${i.path || '(root)'}: ${i.message} (from ${i.origin})`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+/** One layer of configuration with a label for error messages. */
+export interface ConfigLayer {
+  origin: string;
+  values: JsonObject;
+  /** Per-path origin when the layer's values come from several places (env vars, flags). */
+  origins?: Map<string, string>;
+}
+
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Objects merge key by key; arrays and scalars replace (a rules list is replaced whole). */
+export function deepMerge(base: JsonObject, over: JsonObject): JsonObject {
+  const out: JsonObject = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    out[key] = isObject(current) && isObject(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+/** Reads and JSON-parses a config file; errors name the file and the position. */
+export function readConfigFile(path: string): ConfigLayer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError([{ path: '', message: `cannot read config file: ${reason}`, origin: path }]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError([{ path: '', message: `not valid JSON: ${(error as Error).message}`, origin: path }]);
+  }
+  if (!isObject(parsed)) {
+    throw new ConfigError([{ path: '', message: 'the file must hold a JSON object', origin: path }]);
+  }
+  return { origin: path, values: parsed };
+}
+
+/** Unwraps defaults, pipes and optionals down to the object schema that holds keys. */
+function shapeOf(schema: z.ZodType | undefined): Record<string, z.ZodType> | null {
+  let current = schema as { _zod?: { def: Record<string, unknown> } } | undefined;
+  for (let depth = 0; current?._zod && depth < 10; depth += 1) {
+    const def = current._zod.def;
+    if (def.type === 'object') return def.shape as Record<string, z.ZodType>;
+    current = (def.innerType ?? def.in) as typeof current;
+  }
+  return null;
+}
+
+const normalise = (segment: string) => segment.toLowerCase().replaceAll('_', '');
+
+/**
+ * `MEMTIDE_SAMPLING__INTERVAL_MS=500` → `sampling.intervalMs = 500`.
+ * `__` separates levels; within a level `_` is ignored and case does not
+ * matter, so each segment is matched against the schema's own keys. Values are
+ * JSON when they parse as JSON (numbers, booleans, arrays), else strings.
+ */
+export function envLayer(env: NodeJS.ProcessEnv, reserved: readonly string[] = ['MEMTIDE_CONFIG', 'MEMTIDE_TOKEN']): ConfigLayer {
+  const values: JsonObject = {};
+  const origins = new Map<string, string>();
+  const issues: ConfigIssue[] = [];
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('MEMTIDE_') || reserved.includes(name) || raw === undefined) continue;
+    const segments = name.slice('MEMTIDE_'.length).split('__');
+    const path: string[] = [];
+    let shape = shapeOf(configSchema);
+    for (const segment of segments) {
+      const key = shape ? Object.keys(shape).find((k) => normalise(k) === normalise(segment)) : undefined;
+      if (!key || !shape) {
+        path.push(segment.toLowerCase());
+        break;
+      }
+      path.push(key);
+      shape = shapeOf(shape[key]);
+    }
+    if (path.length !== segments.length || !path.every((p, i) => normalise(p) === normalise(segments[i] ?? ''))) {
+      issues.push({ path: path.join('.'), message: 'unknown configuration key', origin: name });
+      continue;
+    }
+    setPath(values, path, parseScalar(raw));
+    origins.set(path.join('.'), name);
+  }
+  if (issues.length) throw new ConfigError(issues);
+  return { origin: 'environment', values, origins };
+}
+
+function parseScalar(raw: string): Json {
+  try {
+    return JSON.parse(raw) as Json;
+  } catch {
+    return raw;
+  }
+}
+
+/** Sets `values[a][b][c] = value`, creating objects on the way. */
+export function setPath(values: JsonObject, path: readonly string[], value: Json): void {
+  let node = values;
+  path.forEach((key, index) => {
+    if (index === path.length - 1) {
+      node[key] = value;
+      return;
+    }
+    const next = node[key];
+    node = isObject(next) ? next : (node[key] = {});
+  });
+}
+
+/** `--set sampling.intervalMs=500ms` pairs, plus named flags already mapped to paths by the CLI. */
+export function flagLayer(assignments: readonly string[], named: Record<string, Json | undefined> = {}): ConfigLayer {
+  const values: JsonObject = {};
+  const origins = new Map<string, string>();
+  for (const assignment of assignments) {
+    const eq = assignment.indexOf('=');
+    if (eq <= 0) {
+      throw new ConfigError([{ path: assignment, message: 'expected KEY=VALUE, e.g. sampling.intervalMs=500ms', origin: '--set' }]);
+    }
+    const path = assignment.slice(0, eq);
+    setPath(values, path.split('.'), parseScalar(assignment.slice(eq + 1)));
+    origins.set(path, `--set ${path}`);
+  }
+  for (const [path, value] of Object.entries(named)) {
+    if (value === undefined) continue;
+    setPath(values, path.split('.'), value);
+    origins.set(path, 'command-line flag');
+  }
+  return { origin: 'flags', values, origins };
+}
+
+/** Merges the layers in order and validates; throws ConfigError with every issue found. */
+export function resolveConfig(layers: readonly ConfigLayer[]): MemtideConfig {
+  const merged = layers.reduce<JsonObject>((acc, layer) => deepMerge(acc, layer.values), {});
+  const result = configSchema.safeParse(merged as MemtideConfigInput);
+  if (result.success) return deepFreeze(result.data);
+  throw new ConfigError(result.error.issues.flatMap((issue) => toIssues(issue, layers)));
+}
+
+function toIssues(issue: z.core.$ZodIssue, layers: readonly ConfigLayer[]): ConfigIssue[] {
+  const base = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => {
+      const path = [...base, key];
+      return { path: path.join('.'), message: 'unknown key', origin: originOf(path, layers) };
+    });
+  }
+  return [{ path: base.join('.'), message: issue.message, origin: originOf(base, layers) }];
+}
+
+/** The last layer that set this path (or a parent of it) is the one to blame. */
+function originOf(path: readonly string[], layers: readonly ConfigLayer[]): string {
+  for (const layer of [...layers].reverse()) {
+    for (let length = path.length; length >= 1; length -= 1) {
+      const prefix = path.slice(0, length);
+      if (hasPath(layer.values, prefix)) return layer.origins?.get(prefix.join('.')) ?? layer.origin;
+    }
+  }
+  return 'defaults';
+}
+
+function hasPath(values: Json, path: readonly string[]): boolean {
+  let node: Json | undefined = values;
+  for (const key of path) {
+    if (!isObject(node) && !Array.isArray(node)) return false;
+    node = (node as Record<string, Json>)[key];
+    if (node === undefined) return false;
+  }
+  return true;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    Object.values(value).forEach(deepFreeze);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export interface LoadConfigOptions {
+  /** Config file; when absent, `MEMTIDE_CONFIG` or nothing. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** `--set` assignments. */
+  set?: readonly string[];
+  /** Named flags already mapped to config paths, e.g. `{ 'history.path': 'x.db' }`. */
+  flags?: Record<string, Json | undefined>;
+  /** Values given in code (embedding API); they sit between defaults and the file. */
+  base?: MemtideConfigInput;
+}
+
+/** The layers for one load, in precedence order (later wins). */
+export function configLayers(options: LoadConfigOptions = {}): ConfigLayer[] {
+  const env = options.env ?? process.env;
+  const layers: ConfigLayer[] = [];
+  if (options.base) layers.push({ origin: 'createMemtide() options', values: options.base as JsonObject });
+  const file = options.file ?? env.MEMTIDE_CONFIG;
+  if (file) layers.push(readConfigFile(file));
+  layers.push(envLayer(env));
+  layers.push(flagLayer(options.set ?? [], options.flags));
+  return layers;
+}
+
+/** defaults < base < file < env < flags, validated and frozen. */
+export function loadConfig(options: LoadConfigOptions = {}): MemtideConfig {
+  return resolveConfig(configLayers(options));
+}

@@ -1,0 +1,179 @@
+/**
+ * The one schema of memtide's configuration. It validates the file, the
+ * environment and the flags, fills defaults, and generates both the JSON
+ * Schema (`memtide config --schema`) and the reference in docs/configuration.md.
+ * Every object is strict: an unknown key is an error naming its path, because
+ * a misspelt setting that silently does nothing is the worst kind of bug in a
+ * tool people only look at when memory is already short.
+ */
+import { z } from 'zod';
+import { parseBytes, parseDuration } from './units.js';
+
+/** Milliseconds: a number, or a string such as "500ms", "5s", "10m", "24h", "30d". */
+export function duration(description: string) {
+  return z
+    .union([z.number().int().nonnegative(), z.string()])
+    .transform((value, ctx) => {
+      if (typeof value === 'number') return value;
+      const ms = parseDuration(value);
+      if (ms === null) {
+        ctx.addIssue({ code: 'custom', message: `not a duration: "${value}" (use e.g. 500ms, 5s, 10m, 24h, 30d)` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .describe(description);
+}
+
+/** Bytes: a number, or a string such as "512MB", "6GB", "1.5GiB". */
+export function bytes(description: string) {
+  return z
+    .union([z.number().int().nonnegative(), z.string()])
+    .transform((value, ctx) => {
+      if (typeof value === 'number') return value;
+      const size = parseBytes(value);
+      if (size === null) {
+        ctx.addIssue({ code: 'custom', message: `not a size: "${value}" (use e.g. 512MB, 6GB, 1.5GiB)` });
+        return z.NEVER;
+      }
+      return size;
+    })
+    .describe(description);
+}
+
+const regex = (description: string) =>
+  z
+    .string()
+    .min(1)
+    .refine((source) => {
+      try {
+        new RegExp(source);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'not a valid regular expression')
+    .describe(description);
+
+const percent = (description: string) => z.number().min(0).max(100).nullable().optional().describe(description);
+
+export const componentName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_.-]{0,39}$/, 'lower-case letters, digits, "_", "-", "." (max 40), starting with a letter');
+
+export const componentRuleSchema = z
+  .strictObject({
+    component: componentName.describe('Component the matching processes belong to.'),
+    name: regex('Regular expression matched against the whole process name (comm, e.g. "ollama").').optional(),
+    cmdline: regex('Regular expression searched in the full command line.').optional(),
+    childOf: regex('Only match processes that have an ancestor whose name matches this expression.').optional(),
+    pidFile: z.string().min(1).optional().describe('File holding the pid of a process of this component.'),
+    port: z.number().int().min(1).max(65535).optional().describe('TCP port the process listens on.'),
+  })
+  .refine((rule) => rule.name ?? rule.cmdline ?? rule.pidFile ?? rule.port, {
+    message: 'a rule needs at least one of name, cmdline, pidFile, port',
+  });
+export type ComponentRule = z.infer<typeof componentRuleSchema>;
+
+/** Meetily's processes (see docs/components.md for where each name comes from). */
+export const DEFAULT_COMPONENT_RULES: z.input<typeof componentRuleSchema>[] = [
+  { component: 'frontend', name: '(WebKitWebProcess|WebKitNetworkProcess|WebKitGPUProcess|msedgewebview2(\\.exe)?|com\\.apple\\.WebKit\\..*)', childOf: 'meetily.*' },
+  { component: 'ollama', name: '(ollama|ollama\\.exe|ollama_llama_server|llama-helper|llama-helper\\.exe)' },
+  { component: 'audio', name: '(whisper-server|whisper|whisper-cli|ffmpeg|ffmpeg\\.exe)' },
+  { component: 'backend', name: '(meetily|meetily\\.exe|meetily-backend)' },
+  { component: 'backend', cmdline: '\\b(uvicorn|gunicorn|hypercorn)\\b.*\\bmain:app\\b' },
+  { component: 'backend', cmdline: '\\bpython[0-9.]*\\b.*\\bmain\\.py\\b' },
+];
+
+const levelThresholdSchema = z
+  .strictObject({
+    availablePercent: percent('Enter the level when available memory is at or below this percent of the effective total.'),
+    psiSomeAvg10: percent('Enter the level when PSI memory "some" avg10 is at or above this percent.'),
+    psiFullAvg10: percent('Enter the level when PSI memory "full" avg10 is at or above this percent.'),
+    swapUsedPercent: percent('Enter the level when swap use is at or above this percent of swap.'),
+  })
+  .describe('Signals that put memory at this level; any one suffices. null disables a signal.');
+
+export const PRESETS = ['4gb', '8gb', '16gb'] as const;
+export type PresetName = (typeof PRESETS)[number];
+
+export const pressureSchema = z
+  .strictObject({
+    preset: z
+      .enum(['auto', ...PRESETS])
+      .default('auto')
+      .describe('Threshold preset; "auto" picks 4gb (<= 6 GiB effective), 8gb (<= 12 GiB) or 16gb from the effective total.'),
+    thresholds: z
+      .strictObject({
+        medium: levelThresholdSchema.optional(),
+        high: levelThresholdSchema.optional(),
+        critical: levelThresholdSchema.optional(),
+      })
+      .default({})
+      .describe('Overrides of the preset, per level and signal.'),
+    marginPercent: z
+      .number()
+      .min(0)
+      .max(50)
+      .default(5)
+      .describe('Hysteresis: a level is left only after every signal has recovered past its threshold by this many percentage points.'),
+    dwellMs: duration('Minimum time a level is held before it may fall (rises are immediate).').prefault(30_000),
+  })
+  .prefault({});
+export type PressureConfig = z.output<typeof pressureSchema>;
+export type LevelThreshold = z.output<typeof levelThresholdSchema>;
+
+export const configSchema = z
+  .strictObject({
+    sampling: z
+      .strictObject({
+        intervalMs: duration('Time between samples.')
+          .pipe(z.number().min(50, 'at least 50 ms: faster sampling costs more than it tells'))
+          .prefault(1000),
+        pss: z
+          .enum(['watched', 'all', 'off'])
+          .default('watched')
+          .describe('Read PSS (smaps_rollup, ~0.3 ms a process) for watched components only, all processes, or none.'),
+      })
+      .prefault({}),
+    components: z
+      .strictObject({
+        rules: z
+          .array(componentRuleSchema)
+          .prefault(DEFAULT_COMPONENT_RULES)
+          .describe('Ordered rules; the first match wins. Unmatched processes inherit their parent\'s component, else "other".'),
+        engine: componentName.default('engine').describe('Component of memtide\'s own process (the host process when embedded).'),
+      })
+      .prefault({}),
+    pressure: pressureSchema,
+    history: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        path: z.string().min(1).default('memtide.db').describe('SQLite file (relative to the working directory).'),
+        flushIntervalMs: duration('Samples are written in one transaction per interval; a crash loses at most this much.').prefault(5000),
+        rawRetentionMs: duration('How long every sample is kept.').prefault('24h'),
+        aggregateBucketMs: duration('Bucket of the downsampled history.').prefault('1m'),
+        aggregateRetentionMs: duration('How long downsampled history is kept.').prefault('30d'),
+        retentionIntervalMs: duration('How often old history is pruned.').prefault('1h'),
+      })
+      .prefault({}),
+    server: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default('127.0.0.1').describe('Address of the dashboard and API; loopback by default.'),
+        port: z.number().int().min(0).max(65535).default(7071),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+        format: z.enum(['text', 'json']).default('text'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+/** The validated, defaults-filled configuration. */
+export type MemtideConfig = z.output<typeof configSchema>;
+/** What a user may write (every key optional, units as strings). */
+export type MemtideConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,134 @@
+/**
+ * `createMemtide()`: the embedding API, and the core the runner builds on.
+ * No global state: every engine owns its readers, timers, config watcher and
+ * database handle, and `stop()` releases all of them.
+ */
+import { Subscription, map, type Observable, type SchedulerLike } from 'rxjs';
+import type { MemorySample, PressureChange } from '../model.js';
+import { createSampler, type Sampler } from '../sources/memorySampler.js';
+import { createPlatformReaders, type PlatformReaders } from '../sources/readers.js';
+import { HistoryStore } from '../sinks/historyStore.js';
+import type { FlushResult } from '../sinks/historySink.js';
+import { silentLogger, type Logger } from '../sinks/logger.js';
+import { createEngine, type EngineProblem } from '../streams/engine.js';
+import type { ConfigError, LoadConfigOptions, MemtideConfig, MemtideConfigInput } from './config.js';
+import { deepMerge } from './config.js';
+import { createLiveConfig } from './liveConfig.js';
+
+export interface CreateMemtideOptions {
+  /** Settings in code; the file, MEMTIDE_* variables and flags override them. */
+  config?: MemtideConfigInput;
+  /** A JSON config file, watched for edits. */
+  configFile?: string;
+  /** Environment to read MEMTIDE_* from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** `--set` style assignments and named flags (CLI). */
+  set?: readonly string[];
+  flags?: LoadConfigOptions['flags'];
+  logger?: Logger;
+  /** Platform readers (tests inject fixtures). */
+  readers?: PlatformReaders;
+  scheduler?: SchedulerLike;
+  /**
+   * `embedded` (default): history and server off unless configured, since a
+   * library should not write files into its host's working directory.
+   * `runner`: the schema defaults (history on, server on).
+   */
+  mode?: 'embedded' | 'runner';
+}
+
+export interface Memtide {
+  /** Every sample, shared (late subscribers get the latest). */
+  readonly samples$: Observable<MemorySample>;
+  /** Pressure level changes (the first emission is the current level). */
+  readonly pressure$: Observable<PressureChange>;
+  /** The config in force, replayed; changes when the file is edited. */
+  readonly config$: Observable<MemtideConfig>;
+  /** Rejected config edits (the last good config stays in force). */
+  readonly configErrors$: Observable<ConfigError>;
+  /** History flushes (one transaction each). */
+  readonly flushes$: Observable<FlushResult>;
+  /** Problems the engine survived: a failed sample, a failed history write. */
+  readonly problems$: Observable<EngineProblem>;
+  /** The config in force now. */
+  config(): MemtideConfig;
+  /** One sample now, outside the schedule (CLI `sample`). */
+  sampleOnce(): Promise<MemorySample>;
+  /** The open history store, when history is enabled. */
+  readonly history: HistoryStore | undefined;
+  /** Flushes history, closes the database, stops every timer and watcher. Idempotent. */
+  stop(): void;
+}
+
+const EMBEDDED_BASE: MemtideConfigInput = { history: { enabled: false }, server: { enabled: false } };
+
+export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
+  const logger = options.logger ?? silentLogger;
+  const base = options.mode === 'runner' ? (options.config ?? {}) : deepMerge(EMBEDDED_BASE as never, (options.config ?? {}) as never);
+  const live = createLiveConfig({
+    base: base as MemtideConfigInput,
+    file: options.configFile,
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.set ? { set: options.set } : {}),
+    ...(options.flags ? { flags: options.flags } : {}),
+  });
+  const initial = live.current();
+  const readers = options.readers ?? createPlatformReaders();
+  const sampler: Sampler = createSampler({ readers });
+  const history = initial.history.enabled
+    ? HistoryStore.open(initial.history.path, {
+        rawRetentionMs: initial.history.rawRetentionMs,
+        aggregateBucketMs: initial.history.aggregateBucketMs,
+        aggregateRetentionMs: initial.history.aggregateRetentionMs,
+      })
+    : undefined;
+
+  const engine = createEngine({
+    config$: live.config$,
+    sampler,
+    history,
+    historyConfig: initial.history,
+    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+  });
+
+  const housekeeping = new Subscription();
+  housekeeping.add(
+    live.errors$.subscribe({
+      next: (error) => logger.error(`config edit rejected, keeping the last good config\n${error.message}`),
+      error: (error: unknown) => logger.error(`config watcher failed: ${String(error)}`),
+    }),
+  );
+  housekeeping.add(
+    live.config$.pipe(map((c) => c.history)).subscribe({
+      next: (h) => {
+        if (JSON.stringify(h) !== JSON.stringify(initial.history)) {
+          logger.warn('history settings changed: they take effect after a restart');
+        }
+      },
+      error: () => undefined,
+    }),
+  );
+  engine.start();
+
+  let stopped = false;
+  return {
+    samples$: engine.samples$,
+    pressure$: engine.pressure$,
+    config$: live.config$,
+    configErrors$: live.errors$,
+    flushes$: engine.flushes$,
+    problems$: engine.problems$,
+    history,
+    config: () => live.current(),
+    sampleOnce: () => sampler.sample(live.current()),
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      engine.stop();
+      housekeeping.unsubscribe();
+      live.stop();
+      history?.close();
+    },
+  };
+}
+

@@ -1,0 +1,101 @@
+/**
+ * The engine: sources -> operators -> sinks, wired once. Everything the app
+ * layer and the embedding API expose comes from here, so the CLI, the daemon
+ * and `createMemtide()` run exactly the same pipeline.
+ */
+import {
+  Subject,
+  Subscription,
+  asyncScheduler,
+  map,
+  merge,
+  takeUntil,
+  shareReplay,
+  type Observable,
+  type SchedulerLike,
+} from 'rxjs';
+import type { MemtideConfig } from '../app/configSchema.js';
+import type { MemorySample, PressureChange } from '../model.js';
+import { classifyPressure } from '../operators/classifyPressure.js';
+import type { Sampler } from '../sources/memorySampler.js';
+import { historySink, type FlushResult, type HistoryRecord } from '../sinks/historySink.js';
+import type { HistoryStore } from '../sinks/historyStore.js';
+import { memorySamples } from './memorySamples.js';
+
+export interface EngineOptions {
+  config$: Observable<MemtideConfig>;
+  sampler: Sampler;
+  /** Open history store; omitted when history is disabled. */
+  history?: HistoryStore | undefined;
+  /** History flush settings, read once (changing them needs a restart). */
+  historyConfig?: MemtideConfig['history'];
+  scheduler?: SchedulerLike;
+}
+
+/** A problem the engine survived (and went on); reported, never thrown. */
+export interface EngineProblem {
+  source: 'sampling' | 'history';
+  error: unknown;
+}
+
+export interface Engine {
+  readonly samples$: Observable<MemorySample>;
+  readonly pressure$: Observable<PressureChange>;
+  readonly flushes$: Observable<FlushResult>;
+  readonly problems$: Observable<EngineProblem>;
+  /** Starts sampling (and history); idempotent. */
+  start(): void;
+  /** Stops every timer and subscription; pending history is flushed first. */
+  stop(): void;
+}
+
+export function createEngine(options: EngineOptions): Engine {
+  const scheduler = options.scheduler ?? asyncScheduler;
+  const problems = new Subject<EngineProblem>();
+  const report = (source: EngineProblem['source']) => (error: unknown) => problems.next({ source, error });
+
+  const samples$ = memorySamples(options.config$, options.sampler, report('sampling'), scheduler);
+  const pressure$ = samples$.pipe(
+    map((sample) => sample.system),
+    classifyPressure(options.config$.pipe(map((config) => config.pressure)), scheduler),
+    shareReplay({ bufferSize: 1, refCount: true }),
+  );
+  const flushes = new Subject<FlushResult>();
+  // Completing the records (instead of unsubscribing) makes bufferTime hand over its last batch.
+  const stopping = new Subject<void>();
+
+  let running: Subscription | undefined;
+  return {
+    samples$,
+    pressure$,
+    flushes$: flushes.asObservable(),
+    problems$: problems.asObservable(),
+    start() {
+      if (running) return;
+      running = new Subscription();
+      // Keep the shared streams hot while the engine runs, whoever else listens.
+      running.add(samples$.subscribe({ error: report('sampling') }));
+      running.add(pressure$.subscribe({ error: report('sampling') }));
+      if (options.history && options.historyConfig) {
+        const records$: Observable<HistoryRecord> = merge(
+          samples$.pipe(map((sample): HistoryRecord => ({ kind: 'sample', sample }))),
+          pressure$.pipe(map((change): HistoryRecord => ({ kind: 'pressure', change }))),
+        );
+        running.add(
+          records$.pipe(takeUntil(stopping), historySink(options.history, options.historyConfig, scheduler)).subscribe({
+            next: (flush) => flushes.next(flush),
+            error: report('history'),
+          }),
+        );
+      }
+    },
+    stop() {
+      stopping.next();
+      stopping.complete();
+      running?.unsubscribe();
+      running = undefined;
+      problems.complete();
+      flushes.complete();
+    },
+  };
+}
