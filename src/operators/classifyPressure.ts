@@ -1,4 +1,15 @@
-import { Observable, asyncScheduler, isObservable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import {
+  asyncScheduler,
+  defer,
+  filter,
+  isObservable,
+  map,
+  of,
+  withLatestFrom,
+  type Observable,
+  type OperatorFunction,
+  type SchedulerLike,
+} from 'rxjs';
 import type { PressureConfig } from '../app/configSchema.js';
 import { levelRank, type PressureChange, type PressureLevel } from '../model.js';
 import { formatDuration } from '../app/units.js';
@@ -49,64 +60,42 @@ export function classifyPressure(
   scheduler: SchedulerLike = asyncScheduler,
 ): OperatorFunction<PressureSignals, PressureChange> {
   return (source) =>
-    new Observable<PressureChange>((subscriber) => {
-      let current: ClassifyPressureConfig | undefined = isObservable(config) ? undefined : config;
+    defer(() => {
       let level: PressureLevel | null = null;
       // When the signals first allowed a fall from `level`; null while they do not.
       let recoveringSince: number | null = null;
 
-      let configSubscription: Subscription | undefined;
-      if (isObservable(config)) {
-        configSubscription = config.subscribe({
-          next: (value) => (current = value),
-          error: (error: unknown) => subscriber.error(error),
-        });
-      }
-
-      const emit = (next: PressureLevel, reasons: string[]) => {
-        const change: PressureChange = { atMs: scheduler.now(), level: next, previous: level, reasons };
+      const change = (next: PressureLevel, reasons: string[]): PressureChange => {
+        const result: PressureChange = { atMs: scheduler.now(), level: next, previous: level, reasons };
         level = next;
         recoveringSince = null;
-        subscriber.next(change);
+        return result;
       };
 
-      const onSignals = (signals: PressureSignals) => {
-        if (!current) return; // no config yet: nothing to classify against
+      const step = (signals: PressureSignals, current: ClassifyPressureConfig): PressureChange | null => {
         validate(signals);
         const { thresholds } = resolveThresholds(current, signals.totalBytes);
         const values = signalValues(signals);
         const raw = levelOf(values, thresholds);
-        if (level === null || levelRank(raw.level) > levelRank(level)) {
-          emit(raw.level, raw.reasons);
-          return;
-        }
+        if (level === null || levelRank(raw.level) > levelRank(level)) return change(raw.level, raw.reasons);
         const held = levelOf(values, thresholds, current.marginPercent, level);
         if (held.level === level) {
           recoveringSince = null;
-          return;
+          return null;
         }
         const now = scheduler.now();
         recoveringSince ??= now;
-        if (now - recoveringSince >= current.dwellMs) {
-          const recovered = `recovered for ${formatDuration(now - recoveringSince)} past the ${level} line by ${current.marginPercent} points`;
-          emit(held.level, held.reasons.length ? [...held.reasons, recovered] : [recovered]);
-        }
+        if (now - recoveringSince < current.dwellMs) return null;
+        const recovered = `recovered for ${formatDuration(now - recoveringSince)} past the ${level} line by ${current.marginPercent} points`;
+        return change(held.level, held.reasons.length ? [...held.reasons, recovered] : [recovered]);
       };
 
-      const subscription = source.subscribe({
-        next: (signals) => {
-          try {
-            onSignals(signals);
-          } catch (error) {
-            subscriber.error(error);
-          }
-        },
-        error: (error: unknown) => subscriber.error(error),
-        complete: () => subscriber.complete(),
-      });
-      return () => {
-        subscription.unsubscribe();
-        configSubscription?.unsubscribe();
-      };
+      // Built from RxJS's own operators so errors and unsubscription also stop synchronous sources at once;
+      // samples that arrive before the first config value are ignored (nothing to classify against).
+      return source.pipe(
+        withLatestFrom(isObservable(config) ? config : of(config)),
+        map(([signals, current]) => step(signals, current)),
+        filter((result): result is PressureChange => result !== null),
+      );
     });
 }
