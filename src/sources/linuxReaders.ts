@@ -23,6 +23,7 @@ import {
   parsePsi,
   parseSmapsRollup,
   parseStat,
+  parseStatusVmRss,
 } from './procfs.js';
 import type { ProcessTableReader, RawProcess, SmapsInfo, SystemMemoryReader } from './readers.js';
 
@@ -34,7 +35,7 @@ export interface LinuxReaderOptions {
   procRoot?: string;
   /** Root of sysfs (cgroups are under `<sysRoot>/fs/cgroup`). Default `/sys`. */
   sysRoot?: string;
-  /** Bytes per page for `/proc/PID/stat` rss. Default 4096 (x86-64; some arm64 kernels use 16K/64K). */
+  /** Bytes per page for `/proc/PID/stat` rss. Default: detected from /proc/self (4 KiB on x86-64; 16/64 KiB on some arm64 kernels). */
   pageSize?: number;
   /** Max cached command lines. Default 4096. */
   cmdlineCacheSize?: number;
@@ -170,9 +171,27 @@ export function readSystemMemory(opts: LinuxReaderOptions = {}): SystemMemory {
  * malformed file), is skipped silently; other I/O errors (EMFILE, ...) throw,
  * since they would silently empty every sample.
  */
+/**
+ * Page size without a native call: our own resident size in kB (status VmRSS)
+ * divided by the same in pages (statm), snapped to the sizes kernels use.
+ * Read back to back, the two differ by a few pages at most.
+ */
+export function detectPageSize(procRoot = '/proc'): number {
+  try {
+    const statm = readFileSync(`${procRoot}/self/statm`, 'utf8').split(' ');
+    const residentPages = Number(statm[1]);
+    const vmRss = parseStatusVmRss(readFileSync(`${procRoot}/self/status`, 'utf8'));
+    if (!vmRss || !(residentPages > 0)) return 4096;
+    const estimate = vmRss / residentPages;
+    return [4096, 16384, 65536].reduce((best, size) => (Math.abs(size - estimate) < Math.abs(best - estimate) ? size : best));
+  } catch {
+    return 4096;
+  }
+}
+
 export function createProcessTableReader(opts: LinuxReaderOptions = {}): SyncProcessTableReader {
   const procRoot = trimSlash(opts.procRoot ?? '/proc');
-  const pageSize = opts.pageSize ?? 4096;
+  const pageSize = opts.pageSize ?? detectPageSize(procRoot);
   const portCacheMs = opts.portCacheMs ?? DEFAULT_PORT_CACHE_MS;
   const now = opts.now ?? (() => performance.now());
   const cmdlines = new LRUCache<string, string>({ max: opts.cmdlineCacheSize ?? DEFAULT_CMDLINE_CACHE });
