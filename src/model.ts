@@ -86,3 +86,73 @@ export interface PressureChange {
   /** Which signals put the level where it is, e.g. `available 8.1% <= 10%`. */
   reasons: string[];
 }
+
+/** `leakTrend`: a component's memory grows steadily (not a step, not a warm-up, not a batch). */
+export interface LeakDetected {
+  kind: 'leak';
+  component: string;
+  detectedAtMs: number;
+  /** Robust (Theil-Sen) growth rate over the evaluation window. */
+  slopeBytesPerHour: number;
+  /** 0..1: how sure the detector is (trend test strength and persistence). */
+  confidence: number;
+  /** When the growth would exhaust available memory at this rate; null if never/unknown. */
+  projectedExhaustionMs: number | null;
+}
+
+/** `leakTrend`: a previously reported leak stopped (growth ended or the process restarted). */
+export interface LeakCleared {
+  kind: 'clear';
+  component: string;
+  atMs: number;
+  reason: string;
+}
+
+export type LeakEvent = LeakDetected | LeakCleared;
+
+/** A model the governor knows about (from /api/ps and the proxy's own traffic). */
+export interface LoadedModel {
+  name: string;
+  /** Bytes Ollama reports (`/api/ps` size), or the governor's estimate before it does. */
+  sizeBytes: number;
+  sizeVramBytes: number;
+  contextLength: number | null;
+  /** Requests to this model now in flight through the proxy. */
+  inFlight: number;
+  /** Last time a request to it finished; null while in use. */
+  idleSinceMs: number | null;
+  pinned: boolean;
+  expiresAtMs: number | null;
+}
+
+export const ALERT_SEVERITIES = ['info', 'warning', 'critical'] as const;
+export type AlertSeverity = (typeof ALERT_SEVERITIES)[number];
+export type AlertKind = 'pressure' | 'leak' | 'exhaustion' | 'budget' | 'engine';
+
+/** One concrete thing the user (or memtide) can do, computed from the state. */
+export interface Recommendation {
+  /** What to do, in one sentence naming the component / model / setting. */
+  action: string;
+  /** A command to run or a config change to make, when there is one. */
+  command?: string;
+  /** Bytes this is expected to free, when known. */
+  expectedSavingBytes?: number;
+}
+
+/** An alert notification (a condition firing, repeating or resolving). */
+export interface Alert {
+  /** Stable key of the condition, e.g. `leak:ollama` or `pressure`. */
+  key: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  status: 'firing' | 'resolved';
+  component: string | null;
+  atMs: number;
+  /** When this condition started firing. */
+  sinceMs: number;
+  /** 0 for the first notification, 1.. for repeats. */
+  repeat: number;
+  title: string;
+  message: string;
+  recommendations: Recommendation[];
+}

@@ -7,59 +7,15 @@
  * tool people only look at when memory is already short.
  */
 import { z } from 'zod';
-import { parseBytes, parseDuration } from './units.js';
+import { componentName, duration, percent, regex } from './schemaTypes.js';
+import { alertsSchema } from './schema/alerts.js';
+import { audioSchema } from './schema/audio.js';
+import { leaksSchema } from './schema/leaks.js';
+import { modelsSchema } from './schema/models.js';
+import { proxySchema } from './schema/proxy.js';
+import { transcriptionSchema } from './schema/transcription.js';
 
-/** Milliseconds: a number, or a string such as "500ms", "5s", "10m", "24h", "30d". */
-export function duration(description: string) {
-  return z
-    .union([z.number().int().nonnegative(), z.string()])
-    .transform((value, ctx) => {
-      if (typeof value === 'number') return value;
-      const ms = parseDuration(value);
-      if (ms === null) {
-        ctx.addIssue({ code: 'custom', message: `not a duration: "${value}" (use e.g. 500ms, 5s, 10m, 24h, 30d)` });
-        return z.NEVER;
-      }
-      return ms;
-    })
-    .describe(description);
-}
-
-/** Bytes: a number, or a string such as "512MB", "6GB", "1.5GiB". */
-export function bytes(description: string) {
-  return z
-    .union([z.number().int().nonnegative(), z.string()])
-    .transform((value, ctx) => {
-      if (typeof value === 'number') return value;
-      const size = parseBytes(value);
-      if (size === null) {
-        ctx.addIssue({ code: 'custom', message: `not a size: "${value}" (use e.g. 512MB, 6GB, 1.5GiB)` });
-        return z.NEVER;
-      }
-      return size;
-    })
-    .describe(description);
-}
-
-const regex = (description: string) =>
-  z
-    .string()
-    .min(1)
-    .refine((source) => {
-      try {
-        new RegExp(source);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'not a valid regular expression')
-    .describe(description);
-
-const percent = (description: string) => z.number().min(0).max(100).nullable().optional().describe(description);
-
-export const componentName = z
-  .string()
-  .regex(/^[a-z][a-z0-9_.-]{0,39}$/, 'lower-case letters, digits, "_", "-", "." (max 40), starting with a letter');
+export { bytes, componentName, duration } from './schemaTypes.js';
 
 export const componentRuleSchema = z
   .strictObject({
@@ -156,6 +112,10 @@ export const configSchema = z
         aggregateRetentionMs: duration('How long downsampled history is kept.').prefault('30d'),
         retentionIntervalMs: duration('How often old history is pruned.').prefault('1h'),
       })
+      .refine((h) => h.aggregateRetentionMs >= h.rawRetentionMs, {
+        message: 'must be at least rawRetentionMs (aggregates outlive the raw samples they summarise)',
+        path: ['aggregateRetentionMs'],
+      })
       .prefault({}),
     server: z
       .strictObject({
@@ -164,6 +124,12 @@ export const configSchema = z
         port: z.number().int().min(0).max(65535).default(7071),
       })
       .prefault({}),
+    leaks: leaksSchema,
+    alerts: alertsSchema,
+    models: modelsSchema,
+    proxy: proxySchema,
+    audio: audioSchema,
+    transcription: transcriptionSchema,
     log: z
       .strictObject({
         level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
