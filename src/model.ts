@@ -54,6 +54,8 @@ export interface ComponentUsage {
   rssBytes: number;
   /** Sum of PSS over the processes where it was read; null if none had PSS. */
   pssBytes: number | null;
+  /** Sum of anonymous PSS where read (what leak trends follow: file pages are reclaimable); null if none. */
+  pssAnonBytes: number | null;
   processCount: number;
 }
 
@@ -155,4 +157,29 @@ export interface Alert {
   title: string;
   message: string;
   recommendations: Recommendation[];
+}
+
+/** 16 kHz mono 16-bit PCM, the format whisper.cpp wants, cut into bounded chunks. */
+export interface AudioChunk {
+  /** Where the audio came from (file path, or a label for a stream/upload). */
+  source: string;
+  /** 0-based position of the chunk in its source. */
+  index: number;
+  /** Sample-accurate bounds in the resampled stream: start = firstSample / 16, end = (lastSample + 1) / 16. */
+  startMs: number;
+  endMs: number;
+  /** Index of the first sample of the chunk in the whole resampled stream. */
+  firstSample: number;
+  sampleRate: 16000;
+  samples: Int16Array;
+  /** True for the last chunk of its source. */
+  last: boolean;
+}
+
+/** One transcribed chunk, as written to transcript.jsonl. */
+export interface TranscriptSegment {
+  file: string;
+  startMs: number;
+  endMs: number;
+  text: string;
 }

@@ -37,7 +37,7 @@ function readPidFiles(config: MemtideConfig): Map<string, number> {
 }
 
 function emptyUsage(): ComponentUsage {
-  return { rssBytes: 0, pssBytes: null, processCount: 0 };
+  return { rssBytes: 0, pssBytes: null, pssAnonBytes: null, processCount: 0 };
 }
 
 function totals(processes: readonly ProcessSample[], names: readonly string[]): Record<string, ComponentUsage> {
@@ -48,6 +48,7 @@ function totals(processes: readonly ProcessSample[], names: readonly string[]): 
     usage.rssBytes += p.rssBytes;
     usage.processCount += 1;
     if (p.pssBytes !== null) usage.pssBytes = (usage.pssBytes ?? 0) + p.pssBytes;
+    if (p.pssAnonBytes !== null) usage.pssAnonBytes = (usage.pssAnonBytes ?? 0) + p.pssAnonBytes;
   }
   return out;
 }
