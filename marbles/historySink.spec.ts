@@ -46,7 +46,7 @@ function sampleRecord(timestampMs: number): HistoryRecord {
         physicalTotalBytes: 8,
         cgroupLimitBytes: null,
       },
-      components: { ollama: { rssBytes: 1, pssBytes: null, processCount: 1 } },
+      components: { ollama: { rssBytes: 1, pssBytes: null, pssAnonBytes: null, processCount: 1 } },
       processes: [],
       self: { pid: 1, rssBytes: 1, heapUsedBytes: 1, heapTotalBytes: 1, externalBytes: 0, arrayBuffersBytes: 0, sampleCpuMs: 0 },
     },

@@ -60,7 +60,7 @@ function sample(
   const usage = Object.fromEntries(
     Object.entries(components).map(([name, u]): [string, ComponentUsage] => {
       const input = typeof u === 'number' ? { rssBytes: u } : u;
-      return [name, { pssBytes: null, processCount: 1, ...input }];
+      return [name, { pssBytes: null, processCount: 1, ...input, pssAnonBytes: input.pssAnonBytes ?? null }];
     }),
   );
   return {
