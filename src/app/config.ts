@@ -42,12 +42,22 @@ const isObject = (value: unknown): value is JsonObject =>
 
 /** Objects merge key by key; arrays and scalars replace (a rules list is replaced whole). */
 export function deepMerge(base: JsonObject, over: JsonObject): JsonObject {
-  const out: JsonObject = { ...base };
+  const out: JsonObject = {};
+  for (const [key, value] of Object.entries(base)) assign(out, key, value);
   for (const [key, value] of Object.entries(over)) {
-    const current = out[key];
-    out[key] = isObject(current) && isObject(value) ? deepMerge(current, value) : value;
+    const current = Object.hasOwn(out, key) ? out[key] : undefined;
+    assign(out, key, isObject(current) && isObject(value) ? deepMerge(current, value) : value);
   }
   return out;
+}
+
+/**
+ * `out[key] = value` that also works for a key named `__proto__` (JSON.parse
+ * makes it an own property; plain assignment would set the prototype and the
+ * key would slip past the unknown-key check).
+ */
+function assign(out: JsonObject, key: string, value: Json): void {
+  Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** Reads and JSON-parses a config file; errors name the file and the position. */
@@ -132,11 +142,17 @@ export function setPath(values: JsonObject, path: readonly string[], value: Json
   let node = values;
   path.forEach((key, index) => {
     if (index === path.length - 1) {
-      node[key] = value;
+      assign(node, key, value);
       return;
     }
-    const next = node[key];
-    node = isObject(next) ? next : (node[key] = {});
+    const next = Object.hasOwn(node, key) ? node[key] : undefined;
+    if (isObject(next)) {
+      node = next;
+    } else {
+      const created: JsonObject = {};
+      assign(node, key, created);
+      node = created;
+    }
   });
 }
 
@@ -180,23 +196,36 @@ function toIssues(issue: z.core.$ZodIssue, layers: readonly ConfigLayer[]): Conf
   return [{ path: base.join('.'), message: issue.message, origin: originOf(base, layers) }];
 }
 
-/** The last layer that set this path (or a parent of it) is the one to blame. */
+/**
+ * The last layer that set this exact path is to blame; failing that, the last
+ * that set its closest parent (an object replaced whole, a rules array).
+ */
 function originOf(path: readonly string[], layers: readonly ConfigLayer[]): string {
-  for (const layer of [...layers].reverse()) {
-    for (let length = path.length; length >= 1; length -= 1) {
-      const prefix = path.slice(0, length);
-      if (hasPath(layer.values, prefix)) return layer.origins?.get(prefix.join('.')) ?? layer.origin;
+  const reversed = [...layers].reverse();
+  for (let length = path.length; length >= 1; length -= 1) {
+    const prefix = path.slice(0, length);
+    for (const layer of reversed) {
+      if (hasPath(layer.values, prefix)) return originWithin(layer, prefix.join('.'));
     }
   }
   return 'defaults';
+}
+
+/** The variable or flag inside a layer that set `dotted` (or something below it). */
+function originWithin(layer: ConfigLayer, dotted: string): string {
+  if (!layer.origins) return layer.origin;
+  const exact = layer.origins.get(dotted);
+  if (exact) return exact;
+  for (const [path, origin] of layer.origins) if (path.startsWith(`${dotted}.`) || dotted.startsWith(`${path}.`)) return origin;
+  return layer.origin;
 }
 
 function hasPath(values: Json, path: readonly string[]): boolean {
   let node: Json | undefined = values;
   for (const key of path) {
     if (!isObject(node) && !Array.isArray(node)) return false;
+    if (!Object.hasOwn(node, key)) return false;
     node = (node as Record<string, Json>)[key];
-    if (node === undefined) return false;
   }
   return true;
 }

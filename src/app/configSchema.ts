@@ -7,7 +7,7 @@
  * tool people only look at when memory is already short.
  */
 import { z } from 'zod';
-import { componentName, duration, percent, regex } from './schemaTypes.js';
+import { bytes, componentName, duration, percent, regex } from './schemaTypes.js';
 import { alertsSchema } from './schema/alerts.js';
 import { audioSchema } from './schema/audio.js';
 import { leaksSchema } from './schema/leaks.js';
@@ -26,7 +26,7 @@ export const componentRuleSchema = z
     pidFile: z.string().min(1).optional().describe('File holding the pid of a process of this component.'),
     port: z.number().int().min(1).max(65535).optional().describe('TCP port the process listens on.'),
   })
-  .refine((rule) => rule.name ?? rule.cmdline ?? rule.pidFile ?? rule.port, {
+  .refine((rule) => [rule.name, rule.cmdline, rule.pidFile, rule.port].some((m) => m !== undefined), {
     message: 'a rule needs at least one of name, cmdline, pidFile, port',
   });
 export type ComponentRule = z.infer<typeof componentRuleSchema>;
@@ -104,7 +104,7 @@ export const configSchema = z
     pressure: pressureSchema,
     history: z
       .strictObject({
-        enabled: z.boolean().default(true),
+        enabled: z.boolean().default(true).describe('Keep history in SQLite.'),
         path: z.string().min(1).default('memtide.db').describe('SQLite file (relative to the working directory).'),
         flushIntervalMs: duration('Samples are written in one transaction per interval; a crash loses at most this much.').prefault(5000),
         rawRetentionMs: duration('How long every sample is kept.').prefault('24h'),
@@ -112,16 +112,31 @@ export const configSchema = z
         aggregateRetentionMs: duration('How long downsampled history is kept.').prefault('30d'),
         retentionIntervalMs: duration('How often old history is pruned.').prefault('1h'),
       })
-      .refine((h) => h.aggregateRetentionMs >= h.rawRetentionMs, {
-        message: 'must be at least rawRetentionMs (aggregates outlive the raw samples they summarise)',
-        path: ['aggregateRetentionMs'],
+      .superRefine((h, ctx) => {
+        if (h.aggregateRetentionMs < h.rawRetentionMs) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['aggregateRetentionMs'],
+            message: `${h.aggregateRetentionMs} ms is less than history.rawRetentionMs (${h.rawRetentionMs} ms): aggregates must outlive the raw samples they summarise`,
+          });
+        }
       })
       .prefault({}),
     server: z
       .strictObject({
-        enabled: z.boolean().default(true),
+        enabled: z.boolean().default(true).describe('Serve the dashboard and the API (memtide run).'),
         host: z.string().min(1).default('127.0.0.1').describe('Address of the dashboard and API; loopback by default.'),
-        port: z.number().int().min(0).max(65535).default(7071),
+        port: z.number().int().min(0).max(65535).default(7071).describe('TCP port of the dashboard and API (0 picks a free one).'),
+        allowRemote: z
+          .boolean()
+          .default(false)
+          .describe('Allow binding beyond loopback; then every request, reads included, needs the token.'),
+        tokenFile: z
+          .string()
+          .min(1)
+          .default('memtide.token')
+          .describe('Bearer token for state-changing calls: created on first start with mode 0600, reused after.'),
+        bodyLimitBytes: bytes('Largest JSON request body accepted (413 past it).').prefault('1MB'),
       })
       .prefault({}),
     leaks: leaksSchema,
@@ -132,8 +147,8 @@ export const configSchema = z
     transcription: transcriptionSchema,
     log: z
       .strictObject({
-        level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-        format: z.enum(['text', 'json']).default('text'),
+        level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info').describe('Least severe level written to stderr.'),
+        format: z.enum(['text', 'json']).default('text').describe('text for people, json (one object a line) for log shippers.'),
       })
       .prefault({}),
   })

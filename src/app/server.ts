@@ -1,121 +1,105 @@
 /**
- * The runner's HTTP server: the live page, its SSE feed and read-only state.
- * Bound to 127.0.0.1 by default. Nothing here changes state yet; the
- * mutating control API (with its bearer token) builds on this.
+ * The runner's HTTP server: the live page, its SSE feed, and the JSON API of
+ * every feature (route modules). Bound to 127.0.0.1 by default; binding
+ * elsewhere needs `server.allowRemote`. State-changing calls need the bearer
+ * token. No CORS headers are ever sent, and requests whose Host header is not
+ * this server's loopback name are refused (DNS rebinding).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Subscription } from 'rxjs';
-import type { MemorySample, PressureChange } from '../model.js';
 import type { Logger } from '../sinks/logger.js';
-import { DASHBOARD_HTML } from './dashboardPage.js';
+import { HttpError, sendError } from './http.js';
 import type { Memtide } from './memtide.js';
+import { compileRoutes, matchRoute, type RouteModule } from './router.js';
+import { stateRoutes } from './routes/state.js';
+import { hasToken, loadOrCreateToken } from './token.js';
 
 export interface MemtideServer {
   readonly url: string;
+  /** The bearer token for mutating calls. */
+  readonly token: string;
   close(): Promise<void>;
 }
 
 export interface ServerOptions {
-  host: string;
-  port: number;
   memtide: Memtide;
   logger: Logger;
+  /** Extra feature routes (the state routes are always there). */
+  modules?: readonly RouteModule[];
 }
 
-/** What the page needs from a sample: the process list stays out of the stream. */
-function compactSample(sample: MemorySample) {
-  const { timestampMs, system, components, self } = sample;
-  return { timestampMs, system, components, self };
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+export class ServerError extends Error {
+  readonly code = 'MEMTIDE_ERR_SERVER';
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(text);
+function hostAllowed(header: string | undefined, port: number, loopbackOnly: boolean): boolean {
+  if (!loopbackOnly) return true;
+  if (!header) return false;
+  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(header);
+  if (!match?.[1]) return false;
+  const host = match[1].replace(/^\[|\]$/g, '');
+  return LOOPBACK.test(host) && (match[2] === undefined || Number(match[2]) === port);
 }
 
 export async function startServer(options: ServerOptions): Promise<MemtideServer> {
   const { memtide, logger } = options;
-  let latestSample: MemorySample | undefined;
-  let latestPressure: PressureChange | undefined;
-  const clients = new Set<ServerResponse>();
-  const feeds = new Subscription();
+  const config = memtide.config().server;
+  const loopbackOnly = LOOPBACK.test(config.host);
+  if (!loopbackOnly && !config.allowRemote) {
+    throw new ServerError(`server.host is ${config.host}: binding beyond loopback needs server.allowRemote: true (and every client then needs the token)`);
+  }
+  const token = loadOrCreateToken(config.tokenFile);
+  const context = { memtide, logger, config: () => memtide.config() };
+  const modules = [stateRoutes, ...(options.modules ?? [])].map((module) => module(context));
+  const routes = compileRoutes(modules.flatMap((m) => m.routes));
+  let port = config.port;
 
-  const broadcast = (event: string, data: unknown) => {
-    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const client of clients) client.write(frame);
-  };
-  feeds.add(
-    memtide.samples$.subscribe({
-      next: (sample) => {
-        latestSample = sample;
-        broadcast('sample', compactSample(sample));
-      },
-      error: (error: unknown) => logger.error(`sample feed failed: ${String(error)}`),
-    }),
-  );
-  feeds.add(
-    memtide.pressure$.subscribe({
-      next: (change) => {
-        latestPressure = change;
-        broadcast('pressure', change);
-      },
-      error: (error: unknown) => logger.error(`pressure feed failed: ${String(error)}`),
-    }),
-  );
-
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('allow', 'GET, HEAD');
-      sendJson(res, 405, { error: `method ${req.method} not allowed on ${url.pathname}` });
-      return;
-    }
-    switch (url.pathname) {
-      case '/':
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(DASHBOARD_HTML);
-        return;
-      case '/healthz':
-        sendJson(res, 200, { ok: true });
-        return;
-      case '/api/state':
-        sendJson(res, 200, {
-          sample: latestSample ?? null,
-          pressure: latestPressure ?? null,
+    try {
+      if (!hostAllowed(req.headers.host, port, loopbackOnly)) {
+        throw new HttpError(421, 'MEMTIDE_ERR_HOST', `host "${req.headers.host ?? ''}" is not this server`);
+      }
+      const found = matchRoute(routes, req.method ?? 'GET', url.pathname);
+      if (!found) throw new HttpError(404, 'MEMTIDE_ERR_NOT_FOUND', `no such endpoint: ${url.pathname}`);
+      if ('allowed' in found) {
+        throw new HttpError(405, 'MEMTIDE_ERR_METHOD', `method ${req.method} not allowed on ${url.pathname}`, undefined, {
+          allow: found.allowed.join(', '),
         });
-        return;
-      case '/api/events':
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-        res.write(': memtide\n\n');
-        if (latestPressure) res.write(`event: pressure\ndata: ${JSON.stringify(latestPressure)}\n\n`);
-        if (latestSample) res.write(`event: sample\ndata: ${JSON.stringify(compactSample(latestSample))}\n\n`);
-        clients.add(res);
-        req.on('close', () => clients.delete(res));
-        return;
-      default:
-        sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
+      }
+      const mutating = found.route.mutating ?? !['GET', 'HEAD'].includes(found.route.method);
+      const needsToken = mutating || !loopbackOnly;
+      if (needsToken && !hasToken(req.headers.authorization, token)) {
+        throw new HttpError(401, 'MEMTIDE_ERR_UNAUTHORIZED', 'missing or wrong bearer token (see server.tokenFile)', undefined, {
+          'www-authenticate': 'Bearer realm="memtide"',
+        });
+      }
+      await found.route.handler(req, res, found.params, url);
+    } catch (error) {
+      if (!(error instanceof HttpError)) logger.error(`${req.method} ${url.pathname} failed: ${String(error)}`);
+      sendError(res, error);
     }
   };
 
-  const server: Server = createServer(handle);
+  const server: Server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    server.listen(config.port, config.host, () => {
       server.off('error', reject);
       resolve();
     });
   });
   const address = server.address() as AddressInfo;
+  port = address.port;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     url: `http://${host}:${address.port}`,
+    token,
     close: () =>
       new Promise<void>((resolve) => {
-        feeds.unsubscribe();
-        for (const client of clients) client.end();
-        clients.clear();
+        for (const module of modules) module.close?.();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -28,12 +28,15 @@ const BYTE_UNITS: Record<string, number> = {
   g: 1024 ** 3,
 };
 
+/** Values past 2^53 are not exact any more (and "1e400" is Infinity): not a valid amount. */
+const safe = (value: number): number | null => (Number.isSafeInteger(value) ? value : null);
+
 /** Parses "1.5h" / "250ms" / "30" (ms); returns null when the text is not a duration. */
 export function parseDuration(text: string): number | null {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(text);
   if (!match) return null;
   const unit = (match[2] ?? 'ms').toLowerCase();
-  return Math.round(Number(match[1]) * (DURATION_UNITS[unit] ?? 1));
+  return safe(Math.round(Number(match[1]) * (DURATION_UNITS[unit] ?? 1)));
 }
 
 /** Parses "6GB" / "512MiB" / "4096" (bytes); returns null when the text is not a size. */
@@ -42,7 +45,7 @@ export function parseBytes(text: string): number | null {
   if (!match) return null;
   const factor = BYTE_UNITS[(match[2] ?? 'b').toLowerCase()];
   if (factor === undefined) return null;
-  return Math.round(Number(match[1]) * factor);
+  return safe(Math.round(Number(match[1]) * factor));
 }
 
 /** Short human form of a duration for logs and reports ("1h30m", "45s"). */

@@ -85,7 +85,7 @@ export async function startRunner(args: string[], out: (text: string) => void): 
   let server: MemtideServer | undefined;
   if (config.server.enabled) {
     try {
-      server = await startServer({ host: config.server.host, port: config.server.port, memtide, logger });
+      server = await startServer({ memtide, logger });
     } catch (error) {
       memtide.stop();
       subscriptions.unsubscribe();

@@ -1,0 +1,99 @@
+/** The live page, its SSE feed and the read-only state. */
+import type { ServerResponse } from 'node:http';
+import { Subscription } from 'rxjs';
+import type { MemorySample, PressureChange } from '../../model.js';
+import { DASHBOARD_HTML } from '../dashboardPage.js';
+import { sendJson } from '../http.js';
+import type { Route, RouteModule } from '../router.js';
+
+/** What the page needs from a sample: the process list stays out of the stream. */
+function compactSample(sample: MemorySample) {
+  const { timestampMs, system, components, self } = sample;
+  return { timestampMs, system, components, self };
+}
+
+/** Server-sent events to every open page; exported so other modules can push their own events. */
+export interface EventHub {
+  broadcast(event: string, data: unknown): void;
+  add(res: ServerResponse, replay: Array<[string, unknown]>): void;
+  close(): void;
+}
+
+export function createEventHub(): EventHub {
+  const clients = new Set<ServerResponse>();
+  const frame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  return {
+    broadcast(event, data) {
+      const text = frame(event, data);
+      for (const client of clients) client.write(text);
+    },
+    add(res, replay) {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      res.write(': memtide\n\n');
+      for (const [event, data] of replay) res.write(frame(event, data));
+      clients.add(res);
+      res.on('close', () => clients.delete(res));
+    },
+    close() {
+      for (const client of clients) client.end();
+      clients.clear();
+    },
+  };
+}
+
+export const stateRoutes: RouteModule = ({ memtide, logger }) => {
+  let latestSample: MemorySample | undefined;
+  let latestPressure: PressureChange | undefined;
+  const hub = createEventHub();
+  const feeds = new Subscription();
+  feeds.add(
+    memtide.samples$.subscribe({
+      next: (sample) => {
+        latestSample = sample;
+        hub.broadcast('sample', compactSample(sample));
+      },
+      error: (error: unknown) => logger.error(`sample feed failed: ${String(error)}`),
+    }),
+  );
+  feeds.add(
+    memtide.pressure$.subscribe({
+      next: (change) => {
+        latestPressure = change;
+        hub.broadcast('pressure', change);
+      },
+      error: (error: unknown) => logger.error(`pressure feed failed: ${String(error)}`),
+    }),
+  );
+  const close = () => {
+    feeds.unsubscribe();
+    hub.close();
+  };
+
+  const routes: Route[] = [
+    {
+      method: 'GET',
+      path: '/',
+      handler: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(DASHBOARD_HTML);
+      },
+    },
+    { method: 'GET', path: '/healthz', handler: (_req, res) => sendJson(res, 200, { ok: true }) },
+    {
+      method: 'GET',
+      path: '/api/state',
+      handler: (_req, res) => sendJson(res, 200, { sample: latestSample ?? null, pressure: latestPressure ?? null }),
+    },
+    {
+      method: 'GET',
+      path: '/api/events',
+      handler: (_req, res) => {
+        const replay: Array<[string, unknown]> = [];
+        if (latestPressure) replay.push(['pressure', latestPressure]);
+        if (latestSample) replay.push(['sample', compactSample(latestSample)]);
+        hub.add(res, replay);
+      },
+    },
+  ];
+  return { routes, close };
+};
