@@ -1,0 +1,73 @@
+/**
+ * The contract between the Ollama proxy (which sees every request) and the
+ * model governor (which decides). The proxy asks before forwarding, tells
+ * when a request ends, and otherwise just streams bytes; every policy lives
+ * behind `admit`.
+ */
+import type { Observable } from 'rxjs';
+import type { LoadedModel } from '../model.js';
+
+/** Which Ollama / OpenAI endpoint a request came through. */
+export type ModelEndpoint = 'generate' | 'chat' | 'embed' | 'embeddings' | 'openai-chat' | 'openai-completions' | 'openai-embeddings';
+
+export interface AdmissionRequest {
+  /** Model as the client named it (e.g. `llama3.1:8b`). */
+  model: string;
+  endpoint: ModelEndpoint;
+  /** Estimated prompt tokens (chars x 0.35 like Meetily, or better). */
+  promptTokens: number;
+  /** `options.num_ctx` the client sent, if any. */
+  requestedNumCtx?: number;
+  /** `keep_alive` the client sent, if any (Ollama semantics: number = seconds, string = Go duration). */
+  requestedKeepAlive?: number | string;
+  /** Aborted when the client goes away while waiting for admission. */
+  signal?: AbortSignal;
+}
+
+export interface Admission {
+  /** Model to forward to: the same, or another quantization tag of it that fits. */
+  model: string;
+  /** `options.num_ctx` to inject; null = leave the request as it is. */
+  numCtx: number | null;
+  /** `keep_alive` to inject; null = leave the request as it is. */
+  keepAlive: number | string | null;
+  /** Must be called exactly once when the request finished (or failed / was cancelled). */
+  release(outcome: { ok: boolean; status?: number; error?: string }): void;
+}
+
+/** Refusal with the HTTP answer the proxy should give (503 + Retry-After while pressure holds loads). */
+export class GovernorError extends Error {
+  constructor(
+    readonly code: 'MEMTIDE_ERR_GOVERNOR_HELD' | 'MEMTIDE_ERR_GOVERNOR_QUEUE_FULL' | 'MEMTIDE_ERR_GOVERNOR_TOO_LARGE' | 'MEMTIDE_ERR_GOVERNOR_STOPPED',
+    message: string,
+    readonly status: number,
+    readonly retryAfterMs: number | null = null,
+  ) {
+    super(message);
+    this.name = 'GovernorError';
+  }
+}
+
+/** Something the governor did or decided (goes to the actions table, dashboard, reports). */
+export interface GovernorAction {
+  atMs: number;
+  kind: 'unload' | 'load' | 'hold' | 'release-hold' | 'resize-context' | 'switch-quantization' | 'reject';
+  model: string | null;
+  reason: string;
+  /** Bytes freed (unload) or committed (load), when known. */
+  bytes: number | null;
+  /** False in observe-only mode: decided and recorded, not executed. */
+  executed: boolean;
+}
+
+export interface ModelGovernor {
+  admit(request: AdmissionRequest): Promise<Admission>;
+  /** Loaded models with size, idle time and pin state; replays the latest list. */
+  readonly models$: Observable<LoadedModel[]>;
+  readonly actions$: Observable<GovernorAction>;
+  list(): LoadedModel[];
+  unload(name: string): Promise<void>;
+  pin(name: string): void;
+  unpin(name: string): void;
+  stop(): void;
+}
