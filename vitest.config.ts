@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Build dist/ once (only when stale): the CLI tests run the built command as a user would.
+    globalSetup: ['test/setup/build.ts'],
   },
 });

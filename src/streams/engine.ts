@@ -9,7 +9,6 @@ import {
   asyncScheduler,
   map,
   merge,
-  takeUntil,
   shareReplay,
   type Observable,
   type SchedulerLike,
@@ -54,15 +53,16 @@ export function createEngine(options: EngineOptions): Engine {
   const problems = new Subject<EngineProblem>();
   const report = (source: EngineProblem['source']) => (error: unknown) => problems.next({ source, error });
 
-  const samples$ = memorySamples(options.config$, options.sampler, report('sampling'), scheduler);
+  // Completing the streams (instead of unsubscribing) ends every subscriber's feed, host's included,
+  // and makes bufferTime hand over its last batch to history.
+  const stopping = new Subject<void>();
+  const samples$ = memorySamples(options.config$, options.sampler, report('sampling'), stopping, scheduler);
   const pressure$ = samples$.pipe(
     map((sample) => sample.system),
     classifyPressure(options.config$.pipe(map((config) => config.pressure)), scheduler),
     shareReplay({ bufferSize: 1, refCount: true }),
   );
   const flushes = new Subject<FlushResult>();
-  // Completing the records (instead of unsubscribing) makes bufferTime hand over its last batch.
-  const stopping = new Subject<void>();
 
   let running: Subscription | undefined;
   return {
@@ -82,7 +82,7 @@ export function createEngine(options: EngineOptions): Engine {
           pressure$.pipe(map((change): HistoryRecord => ({ kind: 'pressure', change }))),
         );
         running.add(
-          records$.pipe(takeUntil(stopping), historySink(options.history, options.historyConfig, scheduler)).subscribe({
+          records$.pipe(historySink(options.history, options.historyConfig, scheduler)).subscribe({
             next: (flush) => flushes.next(flush),
             error: report('history'),
           }),

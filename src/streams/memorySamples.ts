@@ -1,5 +1,6 @@
 import {
   EMPTY,
+  NEVER,
   type Observable,
   type SchedulerLike,
   asyncScheduler,
@@ -10,6 +11,7 @@ import {
   map,
   shareReplay,
   switchMap,
+  takeUntil,
   timer,
   withLatestFrom,
 } from 'rxjs';
@@ -21,12 +23,13 @@ import type { Sampler } from '../sources/memorySampler.js';
  * Samples on `sampling.intervalMs`, following config changes (a new interval
  * restarts the timer). A slow sample is never overlapped by the next one
  * (`exhaustMap`), and a failed sample is reported and skipped: one unreadable
- * /proc file must not end monitoring.
+ * /proc file must not end monitoring. Completes when `until$` emits.
  */
 export function memorySamples(
   config$: Observable<MemtideConfig>,
   sampler: Sampler,
   onError: (error: unknown) => void,
+  until$: Observable<unknown> = NEVER,
   scheduler: SchedulerLike = asyncScheduler,
 ): Observable<MemorySample> {
   return config$.pipe(
@@ -42,6 +45,8 @@ export function memorySamples(
         }),
       ),
     ),
+    // Completes for every subscriber at once when the engine stops, so no host subscription keeps the timer alive.
+    takeUntil(until$),
     shareReplay({ bufferSize: 1, refCount: true }),
   );
 }
