@@ -70,6 +70,12 @@ export async function main(argv: string[], out: (text: string) => void = (t) => 
   }
 }
 
+// `memtide history | head` closes the pipe early: that is the reader saying "enough", not a failure.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

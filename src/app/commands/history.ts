@@ -85,13 +85,15 @@ export async function exportCommand(args: string[], out: (text: string) => void,
     // Write beside the target and rename at the end, so a failure never leaves half a trace.
     const temporary = `${file}.${process.pid}.tmp`;
     const fd = openSync(temporary, 'w');
+    let open = true;
     try {
       const rows = store.exportCsv({ write: (chunk) => writeSync(fd, chunk) }, { sinceMs });
       closeSync(fd);
+      open = false;
       renameSync(temporary, file);
       process.stderr.write(`wrote ${rows} rows to ${file}\n`);
     } catch (error) {
-      closeSync(fd);
+      if (open) closeSync(fd);
       unlinkSync(temporary);
       throw error;
     }
