@@ -52,7 +52,7 @@ describe('defaults', () => {
       aggregateRetentionMs: 2_592_000_000,
       retentionIntervalMs: 3_600_000,
     });
-    expect(config.server).toEqual({ enabled: true, host: '127.0.0.1', allowRemote: false, tokenFile: 'memtide.token', bodyLimitBytes: 1_000_000, port: 7071 });
+    expect(config.server).toEqual({ enabled: true, host: '127.0.0.1', allowRemote: false, tokenFile: 'memtide.token', bodyLimitBytes: 1_000_000, historyCacheBytes: 16_777_216, port: 7071 });
     expect(config.log).toEqual({ level: 'info', format: 'text' });
     expect(config.components.engine).toBe('engine');
     expect(config.components.rules).toEqual(DEFAULT_COMPONENT_RULES);

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { fc, it as propIt } from '@fast-check/vitest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { ComponentUsage, MemorySample, PressureChange, SystemMemory } from '../src/model.js';
+import type { Alert, ComponentUsage, MemorySample, PressureChange, SystemMemory } from '../src/model.js';
 import {
   HISTORY_SCHEMA_VERSION,
   HistoryError,
@@ -728,5 +729,149 @@ describe('HistoryStore: model-based', () => {
     } finally {
       real.store.close();
     }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Alerts (schema version 2)
+// ---------------------------------------------------------------------------
+
+const V1_FIXTURE = fileURLToPath(new URL('./fixtures/history/v1.db', import.meta.url));
+
+function alertAt(atMs: number, key: string, extra: Partial<Alert> = {}): Alert {
+  return {
+    key,
+    kind: key.startsWith('leak:') ? 'leak' : 'pressure',
+    severity: 'warning',
+    status: 'firing',
+    component: key.startsWith('leak:') ? key.slice(5) : null,
+    atMs,
+    sinceMs: atMs - 30 * SEC,
+    repeat: 0,
+    title: `${key} title`,
+    message: `${key} message`,
+    recommendations: [{ action: 'Unload the idle model llama3.1:8b', command: 'memtide models unload llama3.1:8b', expectedSavingBytes: 4_700_000_000 }],
+    ...extra,
+  };
+}
+
+describe('HistoryStore: migration from schema version 1', () => {
+  it('opens a v1 file written by the previous code: migrates to the current version, data intact, alerts usable', () => {
+    const file = freshPath();
+    fs.copyFileSync(V1_FIXTURE, file);
+    expect(inspect(file, (db) => db.pragma('user_version', { simple: true }))).toBe(1);
+    expect(inspect(file, (db) => db.prepare(`SELECT name FROM sqlite_master WHERE name = 'alerts'`).all())).toEqual([]);
+
+    const store = openStore(file);
+    expect(HISTORY_SCHEMA_VERSION).toBe(2);
+    expect(store.schemaVersion()).toBe(2);
+    expect(store.journalMode()).toBe('wal');
+
+    // The v1 rows, as the fixture README describes them.
+    const raw = [...store.componentSeries({ sinceMs: 0, resolution: 'raw' })];
+    expect(raw.filter((p) => p.component === 'ollama').map((p) => [p.timestampMs - T0, p.rssBytes, p.pssBytes])).toEqual(
+      [0, 10, 20, 70, 80].map((s, i) => [s * SEC, 4_000_000_000 + i * 1_000_000, 4_000_000_000 + i * 1_000_000 - 1000]),
+    );
+    expect(raw.filter((p) => p.component === 'whisper').map((p) => p.rssBytes)).toEqual([0, 1, 2, 3, 4].map((i) => 300_000_000 + i));
+    const buckets = [...store.componentSeries({ sinceMs: 0, resolution: 'aggregate', component: 'ollama' })];
+    expect(buckets.map((b) => [b.timestampMs - T0, b.sampleCount, b.rssMinBytes, b.rssMaxBytes])).toEqual([
+      [0, 3, 4_000_000_000, 4_002_000_000],
+      [MIN, 2, 4_003_000_000, 4_004_000_000],
+    ]);
+    const system = [...store.systemSeries({ sinceMs: 0, resolution: 'raw' })];
+    expect(system).toHaveLength(5);
+    expect(system[0]).toMatchObject({ totalBytes: 8 * 1024 ** 3, availableBytes: 3 * 1024 ** 3, psiSomeAvg10: 1.5, psiFullAvg10: 0.25 });
+    expect([...store.pressureEvents({ sinceMs: 0 })]).toEqual([
+      { atMs: T0, level: 'low', previous: null, reasons: [] },
+      { atMs: T0 + 70 * SEC, level: 'high', previous: 'low', reasons: ['available 18% <= 18%'] },
+    ]);
+    // The meta rows survive: the bucket width is still enforced.
+    store.close();
+    expectHistoryError(() => HistoryStore.open(file, { aggregateBucketMs: 5 * MIN }), 'MEMTIDE_ERR_HISTORY_CONFIG', '60000 ms buckets');
+
+    const again = openStore(file);
+    again.append([sample(T0 + 90 * SEC, { ollama: 5 })]);
+    again.appendAlerts([alertAt(T0 + 95 * SEC, 'pressure')]);
+    expect([...again.alerts({ sinceMs: 0 })]).toEqual([{ ...alertAt(T0 + 95 * SEC, 'pressure'), acknowledgedAtMs: null }]);
+    expect([...again.componentSeries({ sinceMs: 0, resolution: 'raw', component: 'ollama' })]).toHaveLength(6);
+    expect(inspect(file, (db) => db.pragma('user_version', { simple: true }))).toBe(2);
+  });
+
+  it('the fixture itself is untouched (tests copy it)', () => {
+    expect(inspect(V1_FIXTURE, (db) => db.pragma('user_version', { simple: true }))).toBe(1);
+  });
+});
+
+describe('HistoryStore: alerts', () => {
+  it('appends in one transaction and streams them back by time (write order within an instant), optionally by status', () => {
+    const store = openStore(freshPath());
+    const a = alertAt(T0, 'pressure');
+    const b = alertAt(T0 + SEC, 'leak:ollama', { severity: 'critical', repeat: 1, component: 'ollama' });
+    const c = alertAt(T0 + SEC, 'pressure', { status: 'resolved', recommendations: [] });
+    const d = alertAt(T0 + 2 * SEC, 'leak:ollama', { status: 'resolved', recommendations: [], component: null });
+    store.appendAlerts([a, b]);
+    store.appendAlerts([c, d]);
+    store.appendAlerts([]);
+    const plain = (x: Alert) => ({ ...x, acknowledgedAtMs: null });
+    expect([...store.alerts({ sinceMs: 0 })]).toEqual([a, b, c, d].map(plain));
+    expect([...store.alerts({ sinceMs: T0 + SEC, untilMs: T0 + 2 * SEC })]).toEqual([b, c].map(plain));
+    expect([...store.alerts({ sinceMs: 0, status: 'resolved' })]).toEqual([c, d].map(plain));
+    expect([...store.alerts({ sinceMs: 0, status: 'firing' })]).toEqual([a, b].map(plain));
+  });
+
+  it('appendAlerts is all or nothing', () => {
+    const store = openStore(freshPath());
+    const bad = alertAt(T0 + SEC, 'pressure', { status: 'exploded' as never });
+    expectHistoryError(() => store.appendAlerts([alertAt(T0, 'pressure'), bad]), 'MEMTIDE_ERR_HISTORY_WRITE', 'CHECK constraint');
+    expect([...store.alerts({ sinceMs: 0 })]).toEqual([]);
+  });
+
+  it('acknowledgeAlert marks the not yet acknowledged notifications of a key up to a time, once', () => {
+    const store = openStore(freshPath());
+    store.appendAlerts([alertAt(T0, 'pressure'), alertAt(T0 + SEC, 'leak:ollama'), alertAt(T0 + 2 * SEC, 'pressure', { repeat: 1 }), alertAt(T0 + 9 * SEC, 'pressure', { repeat: 2 })]);
+    expect(store.acknowledgeAlert('pressure', T0 + 5 * SEC)).toBe(2);
+    expect(store.acknowledgeAlert('pressure', T0 + 6 * SEC)).toBe(0);
+    expect(store.acknowledgeAlert('nope', T0 + 6 * SEC)).toBe(0);
+    expect([...store.alerts({ sinceMs: 0 })].map((x) => [x.key, x.atMs - T0, x.acknowledgedAtMs === null ? null : x.acknowledgedAtMs - T0])).toEqual([
+      ['pressure', 0, 5 * SEC],
+      ['leak:ollama', SEC, null],
+      ['pressure', 2 * SEC, 5 * SEC],
+      ['pressure', 9 * SEC, null],
+    ]);
+    expect(store.acknowledgeAlert('pressure', T0 + 10 * SEC)).toBe(1);
+  });
+
+  it('alerts follow the aggregate retention, reported as alertsDeleted', () => {
+    const store = openStore(freshPath(), { rawRetentionMs: HOUR, aggregateRetentionMs: DAY });
+    store.appendAlerts([alertAt(T0, 'pressure'), alertAt(T0 + HOUR, 'pressure')]);
+    expect(store.applyRetention(T0 + DAY + 30 * MIN)).toEqual({ rawDeleted: 0, aggregatesDeleted: 0, pressureDeleted: 0, alertsDeleted: 1 });
+    expect([...store.alerts({ sinceMs: 0 })].map((x) => x.atMs)).toEqual([T0 + HOUR]);
+    expect(store.applyRetention(T0 + DAY + 40 * MIN)).toEqual({ rawDeleted: 0, aggregatesDeleted: 0, pressureDeleted: 0 });
+  });
+
+  it('an undecodable stored alert is MEMTIDE_ERR_HISTORY_CORRUPT, naming it', () => {
+    const file = freshPath();
+    openStore(file).close();
+    const db = new Database(file);
+    db.prepare(
+      `INSERT INTO alerts (at_ms, key, kind, severity, status, component, since_ms, repeat, title, message, recommendations)
+       VALUES (1, 'weird', 'weather', 'warning', 'firing', NULL, 0, 0, 't', 'm', '[]')`,
+    ).run();
+    db.prepare(
+      `INSERT INTO alerts (at_ms, key, kind, severity, status, component, since_ms, repeat, title, message, recommendations)
+       VALUES (2, 'broken', 'pressure', 'warning', 'firing', NULL, 0, 0, 't', 'm', '{not json')`,
+    ).run();
+    db.close();
+    const store = openStore(file);
+    expectHistoryError(() => [...store.alerts({ sinceMs: 0, untilMs: 2 })], 'MEMTIDE_ERR_HISTORY_CORRUPT', 'weird at 1');
+    expectHistoryError(() => [...store.alerts({ sinceMs: 2 })], 'MEMTIDE_ERR_HISTORY_CORRUPT', 'broken at 2');
+  });
+
+  it('alert methods after close() fail with MEMTIDE_ERR_HISTORY_CLOSED', () => {
+    const store = openStore(freshPath());
+    store.close();
+    expectHistoryError(() => store.appendAlerts([alertAt(T0, 'pressure')]), 'MEMTIDE_ERR_HISTORY_CLOSED');
+    expectHistoryError(() => [...store.alerts({ sinceMs: 0 })], 'MEMTIDE_ERR_HISTORY_CLOSED');
+    expectHistoryError(() => store.acknowledgeAlert('pressure', T0), 'MEMTIDE_ERR_HISTORY_CLOSED');
   });
 });

@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../sinks/logger.js';
 import { createEngine, type EngineProblem } from '../streams/engine.js';
 import type { ConfigError, LoadConfigOptions, MemtideConfig, MemtideConfigInput } from './config.js';
 import { deepMerge } from './config.js';
-import { createLiveConfig } from './liveConfig.js';
+import { createLiveConfig, type RuntimeOverrides } from './liveConfig.js';
 
 export interface CreateMemtideOptions {
   /** Settings in code; the file, MEMTIDE_* variables and flags override them. */
@@ -52,6 +52,10 @@ export interface Memtide {
   readonly problems$: Observable<EngineProblem>;
   /** The config in force now. */
   config(): MemtideConfig;
+  /** Applies a JSON merge patch on top of file/env/flags (until restart); throws ConfigError naming each bad path. */
+  patchConfig(partial: unknown, origin?: string): MemtideConfig;
+  /** What runtime patches changed, and who changed each key. */
+  configOverrides(): RuntimeOverrides;
   /** One sample now, outside the schedule (CLI `sample`). */
   sampleOnce(): Promise<MemorySample>;
   /** The open history store, when history is enabled. */
@@ -120,6 +124,8 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
     problems$: engine.problems$,
     history,
     config: () => live.current(),
+    patchConfig: (partial, origin) => live.patch(partial, origin),
+    configOverrides: () => live.overrides(),
     sampleOnce: () => sampler.sample(live.current()),
     stop() {
       if (stopped) return;

@@ -12,13 +12,27 @@
  * the raw rows it summarises can expire: retention never has to "downsample
  * then delete" and a crash between the two steps cannot lose a minute.
  *
+ * Alert notifications (schema version 2) go to the `alerts` table, one row
+ * per notification, with an `acknowledged_at` column set by
+ * `acknowledgeAlert`; they follow the aggregate retention like pressure events.
+ *
  * Queries are generators over `Statement#iterate()`: a month of history is
  * never materialised in memory. Note that better-sqlite3 marks the connection
  * busy while an iterator is open, so writes on the same `HistoryStore` throw
  * until the iterator is finished (or `return()`ed, e.g. by `break`).
  */
 import Database from 'better-sqlite3';
-import { PRESSURE_LEVELS, type MemorySample, type PressureChange, type PressureLevel } from '../model.js';
+import {
+  ALERT_SEVERITIES,
+  PRESSURE_LEVELS,
+  type Alert,
+  type AlertKind,
+  type AlertSeverity,
+  type MemorySample,
+  type PressureChange,
+  type PressureLevel,
+  type Recommendation,
+} from '../model.js';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -131,6 +145,19 @@ export interface RetentionResult {
   aggregatesDeleted: number;
   /** Pressure events deleted (they follow the aggregate retention: few rows, high value). */
   pressureDeleted: number;
+  /** Alert notifications deleted (same retention as pressure events); omitted when none were. */
+  alertsDeleted?: number;
+}
+
+/** A stored alert notification. */
+export interface StoredAlert extends Alert {
+  /** When it was acknowledged (`acknowledgeAlert`), null if not. */
+  acknowledgedAtMs: number | null;
+}
+
+export interface AlertQuery extends TimeRange {
+  /** Only firing or only resolved notifications; both when omitted. */
+  status?: Alert['status'];
 }
 
 export interface CheckpointResult {
@@ -231,6 +258,26 @@ const MIGRATIONS: readonly string[] = [
     sample_count    INTEGER NOT NULL
   );
   `,
+  // 2: alert notifications. Kind and severity are validated when read rather than
+  // by CHECK constraints, so a new kind does not need a table rebuild.
+  `
+  CREATE TABLE alerts (
+    at_ms           INTEGER NOT NULL,
+    key             TEXT    NOT NULL,
+    kind            TEXT    NOT NULL,
+    severity        TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('firing', 'resolved')),
+    component       TEXT,
+    since_ms        INTEGER NOT NULL,
+    repeat          INTEGER NOT NULL,
+    title           TEXT    NOT NULL,
+    message         TEXT    NOT NULL,
+    recommendations TEXT    NOT NULL, -- JSON array of { action, command?, expectedSavingBytes? }
+    acknowledged_at INTEGER
+  );
+  CREATE INDEX alerts_by_time ON alerts (at_ms);
+  CREATE INDEX alerts_by_key ON alerts (key, at_ms);
+  `,
 ];
 
 /** The schema version this code writes; files with a higher `user_version` are refused. */
@@ -280,12 +327,17 @@ const SQL = {
       psi_count = psi_count + excluded.psi_count,
       sample_count = sample_count + 1`,
   insertPressure: `INSERT INTO pressure_events (at_ms, level, previous, reasons) VALUES (?, ?, ?, ?)`,
+  insertAlert: `INSERT INTO alerts
+      (at_ms, key, kind, severity, status, component, since_ms, repeat, title, message, recommendations)
+    VALUES (@atMs, @key, @kind, @severity, @status, @component, @sinceMs, @repeat, @title, @message, @recommendations)`,
+  acknowledgeAlert: `UPDATE alerts SET acknowledged_at = ? WHERE key = ? AND acknowledged_at IS NULL AND at_ms <= ?`,
 
   deleteComponentsBefore: `DELETE FROM component_samples WHERE timestamp_ms < ?`,
   deleteSystemBefore: `DELETE FROM system_samples WHERE timestamp_ms < ?`,
   deleteComponentBucketsBefore: `DELETE FROM component_buckets WHERE bucket_ms < ?`,
   deleteSystemBucketsBefore: `DELETE FROM system_buckets WHERE bucket_ms < ?`,
   deletePressureBefore: `DELETE FROM pressure_events WHERE at_ms < ?`,
+  deleteAlertsBefore: `DELETE FROM alerts WHERE at_ms < ?`,
 
   componentRaw: `SELECT timestamp_ms, component, rss_bytes, pss_bytes, process_count FROM component_samples
     WHERE timestamp_ms >= ? AND timestamp_ms < ? ORDER BY timestamp_ms, component`,
@@ -302,6 +354,11 @@ const SQL = {
     FROM system_buckets WHERE bucket_ms >= ? AND bucket_ms < ? ORDER BY bucket_ms`,
   pressure: `SELECT at_ms, level, previous, reasons FROM pressure_events
     WHERE at_ms >= ? AND at_ms < ? ORDER BY at_ms`,
+  // rowid breaks ties: notifications of one instant come back in the order they were written.
+  alerts: `SELECT at_ms, key, kind, severity, status, component, since_ms, repeat, title, message, recommendations, acknowledged_at
+    FROM alerts WHERE at_ms >= ? AND at_ms < ? ORDER BY at_ms, rowid`,
+  alertsWithStatus: `SELECT at_ms, key, kind, severity, status, component, since_ms, repeat, title, message, recommendations, acknowledged_at
+    FROM alerts WHERE at_ms >= ? AND at_ms < ? AND status = ? ORDER BY at_ms, rowid`,
 } as const;
 
 // Row shapes, as selected above.
@@ -370,6 +427,34 @@ interface PressureRow {
   level: string;
   previous: string | null;
   reasons: string;
+}
+
+interface AlertParams {
+  atMs: number;
+  key: string;
+  kind: string;
+  severity: string;
+  status: string;
+  component: string | null;
+  sinceMs: number;
+  repeat: number;
+  title: string;
+  message: string;
+  recommendations: string;
+}
+interface AlertRow {
+  at_ms: number;
+  key: string;
+  kind: string;
+  severity: string;
+  status: string;
+  component: string | null;
+  since_ms: number;
+  repeat: number;
+  title: string;
+  message: string;
+  recommendations: string;
+  acknowledged_at: number | null;
 }
 
 type Db = Database.Database;
@@ -612,6 +697,61 @@ function pressureChangeOf(r: PressureRow): PressureChange {
   return { atMs: r.at_ms, level: r.level, previous, reasons };
 }
 
+const ALERT_KINDS: readonly AlertKind[] = ['pressure', 'leak', 'exhaustion', 'budget', 'engine'];
+
+function isRecommendation(value: unknown): value is Recommendation {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return (
+    typeof r.action === 'string' &&
+    (r.command === undefined || typeof r.command === 'string') &&
+    (r.expectedSavingBytes === undefined || typeof r.expectedSavingBytes === 'number')
+  );
+}
+
+function alertParamsOf(alert: Alert): AlertParams {
+  return {
+    atMs: alert.atMs,
+    key: alert.key,
+    kind: alert.kind,
+    severity: alert.severity,
+    status: alert.status,
+    component: alert.component,
+    sinceMs: alert.sinceMs,
+    repeat: alert.repeat,
+    title: alert.title,
+    message: alert.message,
+    recommendations: JSON.stringify(alert.recommendations),
+  };
+}
+
+function storedAlertOf(r: AlertRow): StoredAlert {
+  const recommendations = parseJson(r.recommendations);
+  if (
+    !(ALERT_KINDS as readonly string[]).includes(r.kind) ||
+    !(ALERT_SEVERITIES as readonly string[]).includes(r.severity) ||
+    (r.status !== 'firing' && r.status !== 'resolved') ||
+    !Array.isArray(recommendations) ||
+    !recommendations.every(isRecommendation)
+  ) {
+    throw new HistoryError('MEMTIDE_ERR_HISTORY_CORRUPT', `undecodable alert ${r.key} at ${r.at_ms}`);
+  }
+  return {
+    key: r.key,
+    kind: r.kind as AlertKind,
+    severity: r.severity as AlertSeverity,
+    status: r.status,
+    component: r.component,
+    atMs: r.at_ms,
+    sinceMs: r.since_ms,
+    repeat: r.repeat,
+    title: r.title,
+    message: r.message,
+    recommendations,
+    acknowledgedAtMs: r.acknowledged_at,
+  };
+}
+
 /** Time spans (half-open) served by each resolution for one query. */
 interface Plan {
   aggregate: { from: number; to: number } | null;
@@ -730,11 +870,14 @@ function prepareStatements(db: Db) {
     insertSystem: db.prepare<SystemParams>(SQL.insertSystem),
     upsertSystemBucket: db.prepare<SystemParams>(SQL.upsertSystemBucket),
     insertPressure: db.prepare<[number, string, string | null, string]>(SQL.insertPressure),
+    insertAlert: db.prepare<AlertParams>(SQL.insertAlert),
+    acknowledgeAlert: db.prepare<[number, string, number]>(SQL.acknowledgeAlert),
     deleteComponentsBefore: db.prepare<[number]>(SQL.deleteComponentsBefore),
     deleteSystemBefore: db.prepare<[number]>(SQL.deleteSystemBefore),
     deleteComponentBucketsBefore: db.prepare<[number]>(SQL.deleteComponentBucketsBefore),
     deleteSystemBucketsBefore: db.prepare<[number]>(SQL.deleteSystemBucketsBefore),
     deletePressureBefore: db.prepare<[number]>(SQL.deletePressureBefore),
+    deleteAlertsBefore: db.prepare<[number]>(SQL.deleteAlertsBefore),
     componentRaw: db.prepare<[number, number], ComponentRawRow>(SQL.componentRaw),
     componentRawOf: db.prepare<[string, number, number], ComponentRawRow>(SQL.componentRawOf),
     componentBuckets: db.prepare<[number, number], ComponentBucketRow>(SQL.componentBuckets),
@@ -742,6 +885,8 @@ function prepareStatements(db: Db) {
     systemRaw: db.prepare<[number, number], SystemRawRow>(SQL.systemRaw),
     systemBuckets: db.prepare<[number, number], SystemBucketRow>(SQL.systemBuckets),
     pressure: db.prepare<[number, number], PressureRow>(SQL.pressure),
+    alerts: db.prepare<[number, number], AlertRow>(SQL.alerts),
+    alertsWithStatus: db.prepare<[number, number, string], AlertRow>(SQL.alertsWithStatus),
   };
 }
 
@@ -751,6 +896,7 @@ export class HistoryStore {
   private readonly stmts: Statements;
   private readonly appendTx: (samples: readonly MemorySample[], pressure: readonly PressureChange[]) => void;
   private readonly retentionTx: (nowMs: number) => RetentionResult;
+  private readonly alertsTx: (alerts: readonly Alert[]) => void;
 
   private constructor(
     private readonly db: Db,
@@ -764,6 +910,9 @@ export class HistoryStore {
       for (const change of pressure) this.writePressure(change);
     });
     this.retentionTx = db.transaction((nowMs: number) => this.deleteExpired(nowMs));
+    this.alertsTx = db.transaction((alerts: readonly Alert[]) => {
+      for (const alert of alerts) this.stmts.insertAlert.run(alertParamsOf(alert));
+    });
   }
 
   /**
@@ -896,6 +1045,49 @@ export class HistoryStore {
   }
 
   /**
+   * Writes alert notifications in one transaction (all or nothing). Alerts are
+   * rare, so the alert sink calls this per notification rather than batching.
+   *
+   * @throws HistoryError `MEMTIDE_ERR_HISTORY_WRITE` (cause: the SQLite error).
+   */
+  appendAlerts(alerts: readonly Alert[]): void {
+    this.assertOpen();
+    if (alerts.length === 0) return;
+    try {
+      this.alertsTx(alerts);
+    } catch (err) {
+      throw this.writeError('alert append', err);
+    }
+  }
+
+  /** Streams stored notifications in `[sinceMs, untilMs)`, oldest first (then in write order). */
+  *alerts(query: AlertQuery): Generator<StoredAlert, void, undefined> {
+    this.assertOpen();
+    const until = query.untilMs ?? MAX_MS;
+    const rows =
+      query.status === undefined
+        ? this.iterate(this.stmts.alerts, query.sinceMs, until)
+        : this.iterate(this.stmts.alertsWithStatus, query.sinceMs, until, query.status);
+    for (const row of rows) yield storedAlertOf(row);
+  }
+
+  /**
+   * Marks every not yet acknowledged notification of `key` written at or
+   * before `atMs` as acknowledged at `atMs`. Acknowledging again changes
+   * nothing (the first acknowledgement time stays).
+   *
+   * @returns the number of notifications acknowledged now.
+   */
+  acknowledgeAlert(key: string, atMs: number): number {
+    this.assertOpen();
+    try {
+      return this.stmts.acknowledgeAlert.run(atMs, key, atMs).changes;
+    } catch (err) {
+      throw this.writeError('alert acknowledgement', err);
+    }
+  }
+
+  /**
    * Writes the trace CSV (`timestamp_ms,component,rss_bytes`): one row per
    * component per sample plus `system.available` and `system.total` rows,
    * ordered by timestamp then component. Old ranges come from aggregates
@@ -968,9 +1160,10 @@ export class HistoryStore {
     const aggregatesDeleted =
       s.deleteComponentBucketsBefore.run(bucketCut).changes + s.deleteSystemBucketsBefore.run(bucketCut).changes;
     const pressureDeleted = s.deletePressureBefore.run(aggregateCut).changes;
+    const alertsDeleted = s.deleteAlertsBefore.run(aggregateCut).changes;
     const horizon = this.rawHorizonMs();
     if (horizon === null || rawCut > horizon) s.setMeta.run(META_RAW_HORIZON_MS, rawCut);
-    return { rawDeleted, aggregatesDeleted, pressureDeleted };
+    return alertsDeleted > 0 ? { rawDeleted, aggregatesDeleted, pressureDeleted, alertsDeleted } : { rawDeleted, aggregatesDeleted, pressureDeleted };
   }
 
   /** The latest retention cut (read from the file: another process may run retention). */

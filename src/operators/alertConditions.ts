@@ -1,0 +1,508 @@
+import {
+  Subject,
+  asyncScheduler,
+  defer,
+  isObservable,
+  map,
+  merge,
+  mergeMap,
+  of,
+  switchMap,
+  takeUntil,
+  tap,
+  timer,
+  type Observable,
+  type OperatorFunction,
+  type SchedulerLike,
+} from 'rxjs';
+import type { PresetName } from '../app/configSchema.js';
+import type { AlertsConfig } from '../app/schema/alerts.js';
+import { formatBytes, formatDuration } from '../app/units.js';
+import {
+  levelRank,
+  type AlertKind,
+  type AlertSeverity,
+  type LeakCleared,
+  type LeakDetected,
+  type LeakEvent,
+  type LoadedModel,
+  type MemorySample,
+  type PressureChange,
+  type PressureLevel,
+  type Recommendation,
+} from '../model.js';
+import {
+  DEFAULT_MODEL_COMPONENT,
+  footprintOf,
+  growthBytesOf,
+  recommendForBudget,
+  recommendForEngine,
+  recommendForExhaustion,
+  recommendForLeak,
+  recommendForPressure,
+  selfBaselineKey,
+  type GrowthBaseline,
+  type RecommendState,
+  type Tunables,
+} from './recommend.js';
+
+/** What `alertConditions` reads: the engine's streams, merged and tagged. */
+export type AlertInput =
+  | { kind: 'sample'; sample: MemorySample }
+  | { kind: 'pressure'; change: PressureChange }
+  | { kind: 'leak'; event: LeakEvent }
+  | { kind: 'models'; models: readonly LoadedModel[] };
+
+/**
+ * The state of one alert condition, emitted when it changes. `throttleAlerts`
+ * turns these into notifications.
+ */
+export interface AlertCondition {
+  /** Stable identity: `pressure`, `leak:NAME`, `exhaustion:NAME`, `budget:NAME`, `engine:rss|heap|cpu|stalled`. */
+  key: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  /** True while the condition holds. An inactive condition carries the recovery text and no recommendations. */
+  active: boolean;
+  component: string | null;
+  title: string;
+  message: string;
+  /** Ranked, specific steps (see recommend.ts); empty when inactive. */
+  recommendations: Recommendation[];
+  /** Scheduler time of the evaluation. */
+  atMs: number;
+}
+
+/**
+ * Options of {@link alertConditions}. `MemtideConfig` fits as is; `tunables`
+ * adds the settings of other features that recommendations may change.
+ */
+export interface AlertConditionsConfig {
+  alerts: Pick<AlertsConfig, 'clearMarginPercent' | 'pressureMinLevel' | 'exhaustionHorizonMs' | 'componentBudgets' | 'engine'>;
+  sampling: { intervalMs: number; pss: 'watched' | 'all' | 'off' };
+  pressure: { preset: 'auto' | PresetName };
+  components: { engine: string };
+  tunables?: Tunables;
+}
+
+export class AlertInputError extends Error {
+  readonly code = 'MEMTIDE_ERR_ALERT_INPUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'AlertInputError';
+  }
+}
+
+/** Pressure level → severity. `low` never alerts. */
+const PRESSURE_SEVERITY: Record<Exclude<PressureLevel, 'low'>, AlertSeverity> = {
+  medium: 'info',
+  high: 'warning',
+  critical: 'critical',
+};
+
+type Evaluated = Omit<AlertCondition, 'atMs'>;
+
+interface Baseline extends GrowthBaseline {
+  /** Identity of the processes it was measured on: a new identity (a restart) starts a new baseline. */
+  signature: string;
+}
+
+interface State {
+  sample: MemorySample | null;
+  /** Scheduler time of the last sample (or of the subscription, before the first). */
+  lastSampleMs: number;
+  stalled: boolean;
+  pressure: PressureChange | null;
+  leaks: Map<string, LeakDetected>;
+  /** The last clear of each component, for the recovery text of its leak condition. */
+  clears: Map<string, LeakCleared>;
+  models: readonly LoadedModel[];
+  baselines: Map<string, Baseline>;
+}
+
+function processSignature(sample: MemorySample, component: string): string {
+  const pids = sample.processes.filter((p) => p.component === component).map((p) => p.pid);
+  if (pids.length > 0) return pids.sort((a, b) => a - b).join(',');
+  return `count:${sample.components[component]?.processCount ?? 0}`;
+}
+
+/** Low-water marks since each component's processes (re)started; growth above them is what a restart frees. */
+function updateBaselines(state: State, sample: MemorySample, nowMs: number, engineComponent: string): void {
+  const track = (key: string, bytes: number, signature: string): void => {
+    const old = state.baselines.get(key);
+    if (!old || old.signature !== signature || bytes < old.bytes) state.baselines.set(key, { bytes, atMs: nowMs, signature });
+  };
+  for (const [component, usage] of Object.entries(sample.components)) {
+    track(component, growthBytesOf(usage), processSignature(sample, component));
+  }
+  track(selfBaselineKey(engineComponent), sample.self.rssBytes, `pid:${sample.self.pid}`);
+}
+
+function modelNames(models: readonly LoadedModel[]): string {
+  return models
+    .map((m) => m.name)
+    .sort()
+    .join('\n');
+}
+
+function validate(input: AlertInput): void {
+  const kind = (input as { kind?: unknown } | null)?.kind;
+  if (kind !== 'sample' && kind !== 'pressure' && kind !== 'leak' && kind !== 'models') {
+    throw new AlertInputError(`unknown alert input kind ${JSON.stringify(kind)} (expected sample, pressure, leak or models)`);
+  }
+  if (kind === 'leak') {
+    const event = (input as { event?: Partial<LeakEvent> }).event;
+    if (!event || typeof event.component !== 'string' || (event.kind !== 'leak' && event.kind !== 'clear')) {
+      throw new AlertInputError(`leak input needs an event with kind 'leak' or 'clear' and a component, got ${JSON.stringify(event)}`);
+    }
+    if (event.kind === 'leak' && !Number.isFinite(event.slopeBytesPerHour)) {
+      throw new AlertInputError(`leak event for ${event.component}: slopeBytesPerHour must be a finite number, got ${String(event.slopeBytesPerHour)}`);
+    }
+  }
+  if (kind === 'models' && !Array.isArray((input as { models?: unknown }).models)) {
+    throw new AlertInputError('models input needs a models array');
+  }
+}
+
+/** A limit with hysteresis: entered above `limit`, left only below `limit * (1 - margin)`. */
+function overLimit(value: number, limit: number, wasActive: boolean, marginPercent: number): boolean {
+  return wasActive ? value > limit * (1 - marginPercent / 100) : value > limit;
+}
+
+function percentOf(part: number, whole: number): string {
+  return `${Math.round((part / whole) * 1000) / 10}%`;
+}
+
+/**
+ * Evaluates every rule on the current state. Returns the conditions it knows
+ * about, active or not (inactive ones carry the recovery text).
+ */
+function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wasActive: (key: string) => boolean): Evaluated[] {
+  const { alerts } = config;
+  const engine = config.components.engine;
+  const leaks = [...state.leaks.values()];
+  const rs: RecommendState = {
+    nowMs,
+    sample: state.sample,
+    pressure: state.pressure?.level ?? null,
+    models: state.models,
+    leaks,
+    baselines: Object.fromEntries(state.baselines),
+    preset: config.pressure.preset,
+    componentBudgets: alerts.componentBudgets,
+    sampling: config.sampling,
+    tunables: config.tunables ?? {},
+  };
+  const out: Evaluated[] = [];
+  const sample = state.sample;
+
+  // Pressure.
+  const change = state.pressure;
+  if (change) {
+    const active = change.level !== 'low' && levelRank(change.level) >= levelRank(alerts.pressureMinLevel);
+    const available = sample ? ` ${formatBytes(sample.system.availableBytes)} of ${formatBytes(sample.system.totalBytes)} available.` : '';
+    const why = change.reasons.length ? `: ${change.reasons.join('; ')}` : '';
+    out.push({
+      key: 'pressure',
+      kind: 'pressure',
+      severity: change.level === 'low' ? 'info' : PRESSURE_SEVERITY[change.level],
+      active,
+      component: null,
+      title: active ? `Memory pressure ${change.level}` : `Memory pressure back to ${change.level}`,
+      message: active ? `Memory pressure is ${change.level}${why}.${available}` : `Memory pressure fell to ${change.level}${why}.${available}`,
+      recommendations: active ? recommendForPressure(rs) : [],
+    });
+  }
+
+  // Leaks and projected exhaustion.
+  for (const leak of leaks) {
+    const usage = sample?.components[leak.component];
+    const now = usage ? ` It uses ${formatBytes(footprintOf(usage))} now.` : '';
+    const rate = `${formatBytes(leak.slopeBytesPerHour)}/h`;
+    out.push({
+      key: `leak:${leak.component}`,
+      kind: 'leak',
+      severity: 'warning',
+      active: true,
+      component: leak.component,
+      title: `${leak.component} is leaking memory`,
+      message: `${leak.component} grows steadily at about ${rate} (confidence ${Math.round(leak.confidence * 100)}%).${now}`,
+      recommendations: recommendForLeak(rs, leak),
+    });
+    const projected = leak.projectedExhaustionMs;
+    const remaining = projected === null ? null : projected - nowMs;
+    const soon = remaining !== null && remaining <= alerts.exhaustionHorizonMs;
+    if (soon || wasActive(`exhaustion:${leak.component}`)) {
+      // Whole minutes: the text (and so the condition) changes once a minute, not with every sample.
+      const minutes = Math.max(0, Math.ceil((remaining ?? 0) / 60_000)) * 60_000;
+      out.push({
+        key: `exhaustion:${leak.component}`,
+        kind: 'exhaustion',
+        severity: 'critical',
+        active: soon,
+        component: leak.component,
+        title: soon ? `${leak.component} will exhaust memory` : `${leak.component} no longer projected to exhaust memory`,
+        message: soon
+          ? `At about ${rate}, ${leak.component} would exhaust available memory in about ${formatDuration(minutes)} (at ${new Date(projected ?? nowMs).toISOString()}).`
+          : `${leak.component} is no longer projected to exhaust memory within ${formatDuration(alerts.exhaustionHorizonMs)}.`,
+        recommendations: soon ? recommendForExhaustion(rs, leak) : [],
+      });
+    }
+  }
+  for (const clear of state.clears.values()) {
+    if (state.leaks.has(clear.component)) continue;
+    const text = `${clear.component} stopped leaking: ${clear.reason}.`;
+    for (const kind of ['leak', 'exhaustion'] as const) {
+      out.push({
+        key: `${kind}:${clear.component}`,
+        kind,
+        severity: kind === 'leak' ? 'warning' : 'critical',
+        active: false,
+        component: clear.component,
+        title: `${clear.component} stopped leaking`,
+        message: text,
+        recommendations: [],
+      });
+    }
+  }
+
+  if (sample) {
+    // Component budgets.
+    for (const [component, budget] of Object.entries(alerts.componentBudgets)) {
+      const key = `budget:${component}`;
+      const usage = sample.components[component];
+      const bytes = usage ? footprintOf(usage) : 0;
+      const measure = usage?.pssBytes != null ? 'PSS' : 'RSS';
+      const active = overLimit(bytes, budget, wasActive(key), alerts.clearMarginPercent);
+      out.push({
+        key,
+        kind: 'budget',
+        severity: 'warning',
+        active,
+        component,
+        title: active ? `${component} over its memory budget` : `${component} back within its memory budget`,
+        message: active
+          ? bytes > budget
+            ? `${component} uses ${formatBytes(bytes)} (${measure}), ${formatBytes(bytes - budget)} over its ${formatBytes(budget)} budget.`
+            : `${component} uses ${formatBytes(bytes)} (${measure}), just under its ${formatBytes(budget)} budget; it clears below ${formatBytes(budget * (1 - alerts.clearMarginPercent / 100))}.`
+          : usage
+            ? `${component} uses ${formatBytes(bytes)} (${measure}) of its ${formatBytes(budget)} budget.`
+            : `${component} is not running.`,
+        recommendations: active ? recommendForBudget(rs, component) : [],
+      });
+    }
+
+    // The engine's own health.
+    const self = sample.self;
+    const limits = alerts.engine;
+    const checks: { check: 'rss' | 'heap' | 'cpu'; value: number; limit: number | null; text: (v: number) => string; setting: string }[] = [
+      { check: 'rss', value: self.rssBytes, limit: limits.maxRssBytes, text: formatBytes, setting: 'alerts.engine.maxRssBytes' },
+      { check: 'heap', value: self.heapUsedBytes, limit: limits.maxHeapUsedBytes, text: formatBytes, setting: 'alerts.engine.maxHeapUsedBytes' },
+      { check: 'cpu', value: self.sampleCpuMs, limit: limits.maxSampleCpuMs, text: (v) => `${Math.round(v * 10) / 10} ms`, setting: 'alerts.engine.maxSampleCpuMs' },
+    ];
+    const what = { rss: 'RSS', heap: 'V8 heap in use', cpu: 'CPU time of one sample' } as const;
+    for (const { check, value, limit, text, setting } of checks) {
+      const key = `engine:${check}`;
+      if (limit === null) continue;
+      const active = overLimit(value, limit, wasActive(key), alerts.clearMarginPercent);
+      out.push({
+        key,
+        kind: 'engine',
+        severity: 'warning',
+        active,
+        component: engine,
+        title: active ? `memtide ${what[check]} above its limit` : `memtide ${what[check]} back within its limit`,
+        message: `The engine process (pid ${self.pid}): ${what[check]} ${text(value)}, ${active ? 'above' : 'within'} ${setting} ${text(limit)}${
+          check === 'rss' ? ` (${percentOf(value, sample.system.totalBytes)} of memory)` : ''
+        }.`,
+        recommendations: active ? recommendForEngine(rs, check, engine) : [],
+      });
+    }
+  }
+
+  // Sampling stalled.
+  const gap = nowMs - state.lastSampleMs;
+  out.push({
+    key: 'engine:stalled',
+    kind: 'engine',
+    severity: 'critical',
+    active: state.stalled,
+    component: engine,
+    title: state.stalled ? 'memtide sampling stalled' : 'memtide sampling resumed',
+    message: state.stalled
+      ? `No memory sample for ${formatDuration(gap)} (expected every ${formatDuration(config.sampling.intervalMs)}): memory is not being watched.`
+      : `Samples arrive again (every ${formatDuration(config.sampling.intervalMs)}).`,
+    recommendations: state.stalled ? recommendForEngine(rs, 'stalled', engine) : [],
+  });
+  return out;
+}
+
+interface Emitted {
+  active: boolean;
+  severity: AlertSeverity;
+  fingerprint: string;
+  last: Evaluated;
+}
+
+function fingerprint(c: Evaluated): string {
+  return JSON.stringify([c.title, c.message, c.recommendations, c.component, c.kind]);
+}
+
+/**
+ * Turns the engine's state streams into alert *conditions*: pressure, leaks,
+ * projected exhaustion, components over budget, and memtide's own health
+ * (RSS, heap, CPU per sample, sampling stalled). A condition is emitted when
+ * it becomes active, when its severity or text changes while active, and
+ * once when it clears (with the recovery text). Unchanged conditions are not
+ * re-emitted, and a condition that was never active never emits.
+ *
+ * - Severities: pressure medium → info, high → warning, critical → critical
+ *   (below `pressureMinLevel` no alert); leak → warning; exhaustion within
+ *   `exhaustionHorizonMs` → critical; over budget → warning; engine RSS, heap,
+ *   CPU → warning; sampling stalled → critical.
+ * - Budgets and engine limits have hysteresis: they clear only
+ *   `clearMarginPercent` below the limit.
+ * - Stalled: no sample for `stallIntervals × sampling.intervalMs` of
+ *   scheduler time (counted from the subscription before the first sample).
+ * - Every active condition carries ranked recommendations computed from the
+ *   state (recommend.ts), e.g. which idle model to unload.
+ * - `config` may be an Observable (hot reload): a new value re-evaluates at
+ *   once and re-arms the stall timer. Inputs before the first config value
+ *   update the state but emit nothing.
+ *
+ * ```
+ * input:  -s--p--s--s--c--|    p: pressure high, c: pressure low; s: samples
+ * result: ----W--------w--|    W: pressure active (warning), w: pressure inactive
+ * ```
+ *
+ * @param config alert thresholds and the settings recommendations name, or an Observable of them.
+ * @param scheduler clock for `atMs`, the exhaustion horizon and the stall timer.
+ */
+export function alertConditions(
+  config: AlertConditionsConfig | Observable<AlertConditionsConfig>,
+  scheduler: SchedulerLike = asyncScheduler,
+): OperatorFunction<AlertInput, AlertCondition> {
+  return (source) =>
+    defer(() => {
+      const state: State = {
+        sample: null,
+        lastSampleMs: scheduler.now(),
+        stalled: false,
+        pressure: null,
+        leaks: new Map(),
+        clears: new Map(),
+        models: [],
+        baselines: new Map(),
+      };
+      const emitted = new Map<string, Emitted>();
+      let current: AlertConditionsConfig | undefined;
+      /** Delays of the stall timer; each value replaces the running timer. */
+      const rearm = new Subject<number>();
+      const sourceDone = new Subject<void>();
+
+      const publish = (): AlertCondition[] => {
+        if (!current) return [];
+        const nowMs = scheduler.now();
+        const evaluated = evaluate(state, current, nowMs, (key) => emitted.get(key)?.active === true);
+        const out: AlertCondition[] = [];
+        const seen = new Set<string>();
+        const emit = (condition: Evaluated): void => {
+          if (condition.active) {
+            emitted.set(condition.key, { active: true, severity: condition.severity, fingerprint: fingerprint(condition), last: condition });
+          } else {
+            emitted.delete(condition.key);
+          }
+          out.push({ ...condition, atMs: nowMs });
+        };
+        for (const condition of evaluated) {
+          if (seen.has(condition.key)) continue;
+          seen.add(condition.key);
+          const previous = emitted.get(condition.key);
+          if (!condition.active) {
+            if (previous?.active) emit(condition);
+            continue;
+          }
+          if (previous && previous.severity === condition.severity && previous.fingerprint === fingerprint(condition)) continue;
+          emit(condition);
+        }
+        // Conditions no rule reports any more (a budget removed from the config, a component gone): clear them.
+        for (const [key, previous] of [...emitted]) {
+          if (seen.has(key) || !previous.active) continue;
+          emit({
+            ...previous.last,
+            active: false,
+            recommendations: [],
+            message: `${previous.last.title}: no longer evaluated (its setting or component is gone).`,
+          });
+        }
+        return out;
+      };
+
+      const armStallTimer = (): void => {
+        if (!current || state.stalled) return;
+        const deadline = state.lastSampleMs + current.alerts.engine.stallIntervals * current.sampling.intervalMs;
+        rearm.next(Math.max(0, deadline - scheduler.now()));
+      };
+
+      const onConfig = (value: AlertConditionsConfig): AlertCondition[] => {
+        current = value;
+        armStallTimer();
+        return publish();
+      };
+
+      const onStall = (): AlertCondition[] => {
+        state.stalled = true;
+        return publish();
+      };
+
+      const onInput = (input: AlertInput): AlertCondition[] => {
+        validate(input);
+        const nowMs = scheduler.now();
+        switch (input.kind) {
+          case 'sample':
+            state.sample = input.sample;
+            state.lastSampleMs = nowMs;
+            state.stalled = false;
+            updateBaselines(state, input.sample, nowMs, current?.components.engine ?? 'engine');
+            armStallTimer();
+            break;
+          case 'pressure':
+            state.pressure = input.change;
+            break;
+          case 'leak':
+            if (input.event.kind === 'leak') {
+              state.leaks.set(input.event.component, input.event);
+              state.clears.delete(input.event.component);
+            } else {
+              state.leaks.delete(input.event.component);
+              state.clears.set(input.event.component, input.event);
+            }
+            break;
+          case 'models': {
+            const modelComponent = current?.tunables?.modelComponent ?? DEFAULT_MODEL_COMPONENT;
+            // A model load or unload is a step, not growth: the baseline starts again.
+            if (modelNames(input.models) !== modelNames(state.models)) state.baselines.delete(modelComponent);
+            state.models = input.models;
+            break;
+          }
+        }
+        return publish();
+      };
+
+      // Built from RxJS's own operators: an error (or unsubscription) stops even a synchronous source at
+      // once. The stall timer is subscribed first so the config can arm it; the config is subscribed before
+      // the source (a failed config never reads the source); the source's completion ends the other branches.
+      return merge(
+        rearm.pipe(
+          switchMap((delayMs) => timer(delayMs, scheduler)),
+          map(onStall),
+          takeUntil(sourceDone),
+        ),
+        (isObservable(config) ? config : of(config)).pipe(map(onConfig), takeUntil(sourceDone)),
+        source.pipe(
+          map(onInput),
+          tap({ complete: () => sourceDone.next() }),
+        ),
+      ).pipe(mergeMap((conditions) => conditions));
+    });
+}
