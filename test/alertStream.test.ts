@@ -89,7 +89,7 @@ describe('alertStream', () => {
     expect(mapped.sampling.intervalMs).toBe(1000);
     expect(mapped.components.engine).toBe('engine');
     expect(tunablesOf(c)).toEqual({ modelComponent: 'ollama' });
-    const withConcurrency = { ...c, transcription: { ...c.transcription, concurrency: 3 } } as MemtideConfig;
+    const withConcurrency = { ...c, transcription: { ...c.transcription, concurrency: 3 } } as unknown as MemtideConfig;
     expect(tunablesOf(withConcurrency)).toEqual({ modelComponent: 'ollama', transcription: { concurrency: 3, component: 'audio' } });
   });
 });
