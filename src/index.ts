@@ -22,3 +22,33 @@ export { createPlatformReaders, type PlatformReaders, type RawProcess } from './
 export { HistoryStore, HistoryError, type HistoryStoreConfig } from './sinks/historyStore.js';
 export { historySink, type FlushResult, type HistoryRecord } from './sinks/historySink.js';
 export type { EngineProblem } from './streams/engine.js';
+
+// Leaks and alerts
+export { leakTrend, LeakTrendError, type LeakInput, type LeakReset, type LeakTrendConfig } from './operators/leakTrend.js';
+export { alertConditions, AlertInputError, type AlertCondition, type AlertInput, type AlertConditionsConfig } from './operators/alertConditions.js';
+export { throttleAlerts, ThrottleAlertsError, type ThrottleAlertsConfig } from './operators/throttleAlerts.js';
+export { alertStream, firingAlerts, createAlertSinks, connectAlertSinks } from './streams/alerts.js';
+export { memoryAnalysis, leakInputOf, type Analysis, type AnalysisInputs } from './streams/analysis.js';
+export { replayTrace, type ReplayResult } from './streams/traceReplay.js';
+export { readTrace, TraceError, type TraceSample } from './sources/traceCsv.js';
+export type { AlertSink } from './sinks/alertSink.js';
+
+// Ollama governor and proxy
+export { idleUnload } from './operators/idleUnload.js';
+export { lruBudget } from './operators/lruBudget.js';
+export { contextForMemory } from './operators/contextForMemory.js';
+export { pressureResponse } from './operators/pressureResponse.js';
+export { createModelGovernor, type ModelGovernorHandle, type GovernedModel } from './streams/modelGovernor.js';
+export { GovernorError, type ModelGovernor, type Admission, type AdmissionRequest, type GovernorAction } from './streams/governorApi.js';
+export { createOllamaApi, type OllamaApi } from './sources/ollamaApi.js';
+export { startProxy } from './app/proxy/proxy.js';
+
+// Audio and transcription
+export { audioChunks, audioFrames, pullOnDemand, AudioDecodeError, type AudioInput } from './sources/audio/audioSource.js';
+export { chunkAudio, ChunkAudioError, type ChunkAudioConfig } from './operators/chunkAudio.js';
+export { transcribeBounded, TranscribeError, type TranscribeBoundedConfig } from './operators/transcribeBounded.js';
+export { transcribeFiles, transcribeInput } from './streams/transcription.js';
+export { createTranscriber, type Transcriber } from './sources/transcribers/index.js';
+
+// Server
+export { startServer, type MemtideServer } from './app/server.js';

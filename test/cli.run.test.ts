@@ -81,7 +81,7 @@ async function startDaemon(configFile: string): Promise<Daemon> {
     'the "dashboard http://..." log line',
     () => {
       if (exit) throw new Error(`memtide run exited early (${JSON.stringify(exit)}); stderr:\n${run.stderr()}`);
-      return /memtide running: .*dashboard (http:\/\/\S+)/.exec(run.stderr())?.[1];
+      return /memtide running: .*dashboard (http:\/\/[^\s/]+)/.exec(run.stderr())?.[1];
     },
     15_000,
   );

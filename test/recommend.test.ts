@@ -125,8 +125,8 @@ describe('recommendations: specific steps from crafted states', () => {
       tunables: { transcription: { concurrency: 3, component: 'audio' } },
     });
     expect(lowerTranscriptionConcurrency(s)).toEqual({
-      action: 'Lower transcription.concurrency from 3 to 2: each worker holds about 512 MiB of audio.',
-      command: '--set transcription.concurrency=2',
+      action: 'Lower transcription.maxConcurrent from 3 to 2: each worker holds about 512 MiB of audio.',
+      command: '--set transcription.maxConcurrent=2',
       expectedSavingBytes: 512 * MIB,
     });
     expect(lowerTranscriptionConcurrency(state({ tunables: { transcription: { concurrency: 1, component: 'audio' } } }))).toBeNull();
@@ -187,7 +187,7 @@ describe('recommendations: specific steps from crafted states', () => {
     expect(steps.map((r) => [r.action.split(':')[0], r.expectedSavingBytes])).toEqual([
       ['Unload the idle model llama3.1', 4.7 * GIB],
       ['Restart backend', 2 * GIB],
-      ['Lower transcription.concurrency from 2 to 1', 0.75 * GIB],
+      ['Lower transcription.maxConcurrent from 2 to 1', 0.75 * GIB],
       ['Restart frontend', undefined],
       ['Lower the context of llama3.1', undefined],
       ['Enable low-memory mode (lowMemory).', undefined],
@@ -210,7 +210,7 @@ describe('recommendations: specific steps from crafted states', () => {
         command: '--set alerts.componentBudgets.ollama=7GiB',
       },
     ]);
-    expect(recommendForBudget(s, 'audio').map((r) => r.command)).toEqual(['--set transcription.concurrency=1', '--set alerts.componentBudgets.audio=1536MiB']);
+    expect(recommendForBudget(s, 'audio').map((r) => r.command)).toEqual(['--set transcription.maxConcurrent=1', '--set alerts.componentBudgets.audio=1536MiB']);
     // within budget: nothing to raise
     expect(recommendForBudget({ ...s, componentBudgets: { ollama: 10 * GIB } }, 'ollama').some((r) => r.command?.startsWith('--set alerts'))).toBe(false);
   });
@@ -303,7 +303,7 @@ describe('recommendations: properties', () => {
     fc.assert(
       fc.property(stateArb, (x) => {
         const s = build(x);
-        const names = [...s.models.map((m) => m.name), ...Object.keys(x.usage), ...s.leaks.map((l) => l.component), 'pressure.preset', 'transcription.concurrency', 'num_ctx'];
+        const names = [...s.models.map((m) => m.name), ...Object.keys(x.usage), ...s.leaks.map((l) => l.component), 'pressure.preset', 'transcription.maxConcurrent', 'num_ctx'];
         for (const list of all(s)) {
           const savings = list.map((r) => r.expectedSavingBytes ?? -1);
           expect(savings).toEqual([...savings].sort((a, b) => b - a));

@@ -6,7 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './config.js';
 import { UsageError } from './cliArgs.js';
+import { analyzeCommand, analyzeHelp } from './commands/analyze.js';
 import { configCommand, configHelp } from './commands/config.js';
+import { modelsCommand, modelsHelp } from './commands/models.js';
+import { proxyCommand, proxyHelp } from './commands/proxy.js';
+import { transcribeCommand, transcribeHelp } from './commands/transcribe.js';
 import { exportCommand, exportHelp, historyCommand, historyHelp } from './commands/history.js';
 import { runCommand, runHelp } from './commands/run.js';
 import { sampleCommand, sampleHelp } from './commands/sample.js';
@@ -18,6 +22,10 @@ const COMMANDS: Record<string, { run: Command; help: string; summary: string }> 
   sample: { run: sampleCommand, help: sampleHelp, summary: 'one sample of system memory and components' },
   history: { run: historyCommand, help: historyHelp, summary: 'stored history (json or csv)' },
   export: { run: exportCommand, help: exportHelp, summary: 'history as a trace CSV file' },
+  proxy: { run: proxyCommand, help: proxyHelp, summary: 'Ollama-compatible proxy with the model governor (point Meetily at it)' },
+  models: { run: modelsCommand, help: modelsHelp, summary: 'list, unload, pin or unpin Ollama models of a running memtide' },
+  transcribe: { run: transcribeCommand, help: transcribeHelp, summary: 'transcribe audio files in bounded chunks (JSON lines)' },
+  analyze: { run: analyzeCommand, help: analyzeHelp, summary: 'replay a trace CSV: leaks, pressure, alerts' },
   config: { run: configCommand, help: configHelp, summary: 'print the effective config or its JSON Schema' },
 };
 

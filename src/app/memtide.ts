@@ -4,7 +4,9 @@
  * database handle, and `stop()` releases all of them.
  */
 import { Subscription, map, type Observable, type SchedulerLike } from 'rxjs';
-import type { MemorySample, PressureChange } from '../model.js';
+import type { Alert, LeakEvent, MemorySample, PressureChange } from '../model.js';
+import type { AlertsConfig } from './schema/alerts.js';
+import { createAlertSinks } from '../streams/alerts.js';
 import { createSampler, type Sampler } from '../sources/memorySampler.js';
 import { createPlatformReaders, type PlatformReaders } from '../sources/readers.js';
 import { HistoryStore } from '../sinks/historyStore.js';
@@ -46,6 +48,10 @@ export interface Memtide {
   readonly config$: Observable<MemtideConfig>;
   /** Rejected config edits (the last good config stays in force). */
   readonly configErrors$: Observable<ConfigError>;
+  /** Leak and clear events per component (events: not replayed). */
+  readonly leaks$: Observable<LeakEvent>;
+  /** Alert notifications: firing, repeats, resolved (events: not replayed). */
+  readonly alerts$: Observable<Alert>;
   /** History flushes (one transaction each). */
   readonly flushes$: Observable<FlushResult>;
   /** Problems the engine survived: a failed sample, a failed history write. */
@@ -63,6 +69,9 @@ export interface Memtide {
   /** Flushes history, closes the database, stops every timer and watcher. Idempotent. */
   stop(): void;
 }
+
+/** The alert settings read once at start (sinks are created then). */
+const sinkSettings = (alerts: AlertsConfig) => ({ jsonl: alerts.jsonl, webhook: alerts.webhook, log: alerts.log, history: alerts.history });
 
 const EMBEDDED_BASE: MemtideConfigInput = { history: { enabled: false }, server: { enabled: false } };
 
@@ -87,11 +96,18 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
       })
     : undefined;
 
+  const alertSinks = createAlertSinks(initial.alerts, {
+    logger,
+    ...(history ? { history } : {}),
+    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+  });
   const engine = createEngine({
     config$: live.config$,
     sampler,
     history,
     historyConfig: initial.history,
+    alertSinks,
+    logger,
     ...(options.scheduler ? { scheduler: options.scheduler } : {}),
   });
 
@@ -100,6 +116,16 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
     live.errors$.subscribe({
       next: (error) => logger.error(`config edit rejected, keeping the last good config\n${error.message}`),
       error: (error: unknown) => logger.error(`config watcher failed: ${String(error)}`),
+    }),
+  );
+  housekeeping.add(
+    live.config$.pipe(map((c) => sinkSettings(c.alerts))).subscribe({
+      next: (sinks) => {
+        if (JSON.stringify(sinks) !== JSON.stringify(sinkSettings(initial.alerts))) {
+          logger.warn('alert sink settings (jsonl, webhook) changed: they take effect after a restart; thresholds apply now');
+        }
+      },
+      error: () => undefined,
     }),
   );
   housekeeping.add(
@@ -118,6 +144,8 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
   return {
     samples$: engine.samples$,
     pressure$: engine.pressure$,
+    leaks$: engine.leaks$,
+    alerts$: engine.alerts$,
     config$: live.config$,
     configErrors$: live.errors$,
     flushes$: engine.flushes$,

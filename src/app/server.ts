@@ -11,7 +11,7 @@ import type { Logger } from '../sinks/logger.js';
 import { HttpError, sendError } from './http.js';
 import type { Memtide } from './memtide.js';
 import { compileRoutes, matchRoute, type RouteModule } from './router.js';
-import { stateRoutes } from './routes/state.js';
+import { createStateRoutes, type StateRoutesOptions } from './routes/state.js';
 import { hasToken, loadOrCreateToken } from './token.js';
 
 export interface MemtideServer {
@@ -26,6 +26,8 @@ export interface ServerOptions {
   logger: Logger;
   /** Extra feature routes (the state routes are always there). */
   modules?: readonly RouteModule[];
+  /** Live state options (e.g. the governor's models for the page). */
+  state?: StateRoutesOptions;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -52,7 +54,7 @@ export async function startServer(options: ServerOptions): Promise<MemtideServer
   }
   const token = loadOrCreateToken(config.tokenFile);
   const context = { memtide, logger, config: () => memtide.config() };
-  const modules = [stateRoutes, ...(options.modules ?? [])].map((module) => module(context));
+  const modules = [createStateRoutes(options.state), ...(options.modules ?? [])].map((module) => module(context));
   const routes = compileRoutes(modules.flatMap((m) => m.routes));
   let port = config.port;
 

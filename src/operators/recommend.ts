@@ -151,7 +151,7 @@ export function restartLeaking(state: RecommendState, leak: LeakDetected): Recom
   return { action: `Restart ${leak.component}: it is leaking about ${rate}.` };
 }
 
-/** Lower `transcription.concurrency` by one worker; the saving is one worker's share of the component. */
+/** Lower `transcription.maxConcurrent` by one worker; the saving is one worker's share of the component. */
 export function lowerTranscriptionConcurrency(state: RecommendState): Recommendation | null {
   const t = state.tunables.transcription;
   if (!t || t.concurrency <= 1) return null;
@@ -161,9 +161,9 @@ export function lowerTranscriptionConcurrency(state: RecommendState): Recommenda
   const recommendation: Recommendation = {
     action:
       perWorker > 0
-        ? `Lower transcription.concurrency from ${t.concurrency} to ${next}: each worker holds about ${formatBytes(perWorker)} of ${t.component}.`
-        : `Lower transcription.concurrency from ${t.concurrency} to ${next}: one whisper worker fewer holds one model copy and its buffers less.`,
-    command: setCommand('transcription.concurrency', next),
+        ? `Lower transcription.maxConcurrent from ${t.concurrency} to ${next}: each worker holds about ${formatBytes(perWorker)} of ${t.component}.`
+        : `Lower transcription.maxConcurrent from ${t.concurrency} to ${next}: one whisper worker fewer holds one model copy and its buffers less.`,
+    command: setCommand('transcription.maxConcurrent', next),
   };
   if (perWorker > 0) recommendation.expectedSavingBytes = perWorker;
   return recommendation;

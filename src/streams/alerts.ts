@@ -50,23 +50,12 @@ export function alertInputs(inputs: AlertInputs): Observable<AlertInput> {
   );
 }
 
-/** A whole number read from a section another feature owns, if it has that key (sections grow independently). */
-function numberSetting(section: unknown, key: string): number | undefined {
-  if (typeof section !== 'object' || section === null) return undefined;
-  const value = (section as Record<string, unknown>)[key];
-  return typeof value === 'number' && Number.isInteger(value) ? value : undefined;
-}
-
 /**
- * The settings of other features that recommendations may change, read from
- * the config when those features define them: `transcription.concurrency`
- * (its memory is attributed to the `audio` component).
+ * The settings of other features that recommendations may change:
+ * `transcription.maxConcurrent` (its memory is attributed to the `audio` component).
  */
 export function tunablesOf(config: MemtideConfig): Tunables {
-  const tunables: Tunables = { modelComponent: 'ollama' };
-  const concurrency = numberSetting(config.transcription, 'concurrency');
-  if (concurrency !== undefined) tunables.transcription = { concurrency, component: 'audio' };
-  return tunables;
+  return { modelComponent: 'ollama', transcription: { concurrency: config.transcription.maxConcurrent, component: 'audio' } };
 }
 
 /** `alertConditions`' options from the whole config. */

@@ -1,4 +1,18 @@
-import { Subscription } from 'rxjs';
+import { Subscription, distinctUntilChanged, map } from 'rxjs';
+import { createHistoryQueryCache } from '../../sinks/historyQueryCache.js';
+import type { Logger } from '../../sinks/logger.js';
+import type { ModelGovernorHandle } from '../../streams/modelGovernor.js';
+import { startProxyFromConfig } from '../proxy/fromConfig.js';
+import type { ProxyHandle } from '../proxy/proxy.js';
+import { actionsRoutes } from '../routes/actions.js';
+import { alertsRoutes } from '../routes/alerts.js';
+import { configRoutes } from '../routes/config.js';
+import { dashboardRoutes } from '../routes/dashboard.js';
+import { historyCacheBytesOf, historyRoutes } from '../routes/history.js';
+import { metricsRoutes } from '../routes/metrics.js';
+import { modelRoutes } from '../routes/models.js';
+import { createTranscriptionService, transcriptionRoutesWith } from '../routes/transcribe.js';
+import { governorForMemtide, logGovernor } from './proxy.js';
 import { createLogger } from '../../sinks/logger.js';
 import { formatBytes } from '../units.js';
 import { CONFIG_FLAGS, parse } from '../cliArgs.js';
@@ -13,6 +27,20 @@ history to SQLite (history.path, default ./memtide.db), serves the live page
 and API on http://127.0.0.1:7071, logs level changes. The config file is
 watched: valid edits apply from the next sample, invalid ones are reported
 and the last good config stays. SIGINT/SIGTERM flush history and exit 0.`;
+
+/** Governor actions as they happen; its problems once per distinct message (Ollama being down is not news every 2 s). */
+function logGovernorQuietly(governor: ModelGovernorHandle, logger: Logger): Subscription {
+  const subscriptions = logGovernor({ actions$: governor.actions$ }, logger);
+  subscriptions.add(
+    governor.problems$
+      .pipe(
+        map((problem) => `governor: ${problem.operation} failed (continuing): ${problem.error instanceof Error ? problem.error.message : String(problem.error)}`),
+        distinctUntilChanged(),
+      )
+      .subscribe({ next: (message) => logger.warn(message), error: () => undefined }),
+  );
+  return subscriptions;
+}
 
 export interface RunHandle {
   stopped: Promise<number>;
@@ -82,22 +110,52 @@ export async function startRunner(args: string[], out: (text: string) => void): 
   );
 
   const config = memtide.config();
+  // The governor watches Ollama's loaded models (and unloads idle ones) whether or not Meetily goes through the proxy.
+  const governor = governorForMemtide(memtide);
+  subscriptions.add(logGovernorQuietly(governor, logger));
+  const transcription = createTranscriptionService();
+  const historyCache = createHistoryQueryCache({ maxBytes: historyCacheBytesOf(config) });
   let server: MemtideServer | undefined;
-  if (config.server.enabled) {
-    try {
-      server = await startServer({ memtide, logger });
-    } catch (error) {
-      memtide.stop();
-      subscriptions.unsubscribe();
-      throw error;
+  let proxy: ProxyHandle | undefined;
+  const release = async () => {
+    await proxy?.close();
+    await server?.close();
+    subscriptions.unsubscribe();
+    governor.stop();
+    memtide.stop();
+  };
+  try {
+    if (config.server.enabled) {
+      server = await startServer({
+        memtide,
+        logger,
+        state: { models$: governor.models$ },
+        modules: [
+          dashboardRoutes,
+          configRoutes(),
+          historyRoutes({ cache: historyCache }),
+          alertsRoutes(),
+          actionsRoutes(),
+          modelRoutes(governor),
+          transcriptionRoutesWith(transcription),
+          metricsRoutes({ historyCache, governor, alerts$: memtide.alerts$, transcription }),
+        ],
+      });
     }
+    if (config.proxy.enabled) {
+      proxy = await startProxyFromConfig({ config$: memtide.config$, config, governor, logger });
+    }
+  } catch (error) {
+    await release();
+    throw error;
   }
   const first = await memtide.sampleOnce();
   logger.info(
     `memtide running: ${formatBytes(first.system.availableBytes)} available of ${formatBytes(first.system.totalBytes)}, ` +
       `sampling every ${config.sampling.intervalMs} ms` +
       (config.history.enabled ? `, history in ${config.history.path}` : ', history off') +
-      (server ? `, dashboard ${server.url}` : ''),
+      (server ? `, dashboard ${server.url}/#token=${server.token}` : '') +
+      (proxy ? `, Ollama proxy ${proxy.url} -> ${config.models.upstream}` : ''),
   );
 
   let resolveStopped: (code: number) => void = () => undefined;
@@ -107,9 +165,7 @@ export async function startRunner(args: string[], out: (text: string) => void): 
     stopped,
     stop() {
       stopping ??= (async () => {
-        await server?.close();
-        subscriptions.unsubscribe();
-        memtide.stop();
+        await release();
         logger.info('stopped');
         resolveStopped(0);
       })();

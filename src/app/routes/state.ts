@@ -1,8 +1,7 @@
 /** The live page, its SSE feed and the read-only state. */
 import type { ServerResponse } from 'node:http';
-import { Subscription } from 'rxjs';
-import type { MemorySample, PressureChange } from '../../model.js';
-import { DASHBOARD_HTML } from '../dashboardPage.js';
+import { Subscription, type Observable } from 'rxjs';
+import type { Alert, LeakEvent, LoadedModel, MemorySample, PressureChange } from '../../model.js';
 import { sendJson } from '../http.js';
 import type { Route, RouteModule } from '../router.js';
 
@@ -41,9 +40,18 @@ export function createEventHub(): EventHub {
   };
 }
 
-export const stateRoutes: RouteModule = ({ memtide, logger }) => {
+export interface StateRoutesOptions {
+  /** Loaded models (the governor), pushed to the page as `models` events. */
+  models$?: Observable<readonly LoadedModel[]>;
+}
+
+/** Live state: `sample`, `pressure`, `alert`, `leak` and `models` events over SSE, and `/api/state`. */
+export const createStateRoutes = (options: StateRoutesOptions = {}): RouteModule => ({ memtide, logger }) => {
   let latestSample: MemorySample | undefined;
   let latestPressure: PressureChange | undefined;
+  let latestModels: readonly LoadedModel[] | undefined;
+  const firing = new Map<string, Alert>();
+  const suspects = new Map<string, LeakEvent>();
   const hub = createEventHub();
   const feeds = new Subscription();
   feeds.add(
@@ -64,25 +72,55 @@ export const stateRoutes: RouteModule = ({ memtide, logger }) => {
       error: (error: unknown) => logger.error(`pressure feed failed: ${String(error)}`),
     }),
   );
+  feeds.add(
+    memtide.alerts$.subscribe({
+      next: (alert) => {
+        if (alert.status === 'firing') firing.set(alert.key, alert);
+        else firing.delete(alert.key);
+        hub.broadcast('alert', alert);
+      },
+      error: (error: unknown) => logger.error(`alert feed failed: ${String(error)}`),
+    }),
+  );
+  feeds.add(
+    memtide.leaks$.subscribe({
+      next: (event) => {
+        if (event.kind === 'leak') suspects.set(event.component, event);
+        else suspects.delete(event.component);
+        hub.broadcast('leak', event);
+      },
+      error: (error: unknown) => logger.error(`leak feed failed: ${String(error)}`),
+    }),
+  );
+  if (options.models$) {
+    feeds.add(
+      options.models$.subscribe({
+        next: (models) => {
+          latestModels = models;
+          hub.broadcast('models', models);
+        },
+        error: (error: unknown) => logger.error(`models feed failed: ${String(error)}`),
+      }),
+    );
+  }
   const close = () => {
     feeds.unsubscribe();
     hub.close();
   };
 
   const routes: Route[] = [
-    {
-      method: 'GET',
-      path: '/',
-      handler: (_req, res) => {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(DASHBOARD_HTML);
-      },
-    },
     { method: 'GET', path: '/healthz', handler: (_req, res) => sendJson(res, 200, { ok: true }) },
     {
       method: 'GET',
       path: '/api/state',
-      handler: (_req, res) => sendJson(res, 200, { sample: latestSample ?? null, pressure: latestPressure ?? null }),
+      handler: (_req, res) =>
+        sendJson(res, 200, {
+          sample: latestSample ?? null,
+          pressure: latestPressure ?? null,
+          alerts: [...firing.values()],
+          leaks: [...suspects.values()],
+          models: latestModels ?? null,
+        }),
     },
     {
       method: 'GET',
@@ -91,9 +129,15 @@ export const stateRoutes: RouteModule = ({ memtide, logger }) => {
         const replay: Array<[string, unknown]> = [];
         if (latestPressure) replay.push(['pressure', latestPressure]);
         if (latestSample) replay.push(['sample', compactSample(latestSample)]);
+        for (const alert of firing.values()) replay.push(['alert', alert]);
+        for (const leak of suspects.values()) replay.push(['leak', leak]);
+        if (latestModels) replay.push(['models', latestModels]);
         hub.add(res, replay);
       },
     },
   ];
   return { routes, close };
 };
+
+/** The state routes without a governor. */
+export const stateRoutes: RouteModule = createStateRoutes();

@@ -1,5 +1,40 @@
-/** Config section `proxy`: Ollama-compatible proxy: listen address, upstream, concurrency. */
+/**
+ * Config section `proxy`: the Ollama-compatible proxy Meetily points at
+ * (docs/proxy.md). It forwards to the Ollama server of `models.upstream`, the
+ * one the governor watches: one setting, so the two can never disagree.
+ * `bodyLimitBytes` is hot-reloadable; the listen address needs a restart.
+ */
 import { z } from 'zod';
+import { isLoopbackHost, parseListen } from '../proxy/listen.js';
+import { bytes } from '../schemaTypes.js';
 
-export const proxySchema = z.strictObject({}).describe('Ollama-compatible proxy: listen address, upstream, concurrency.').prefault({});
+export const proxySchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Start the proxy with `memtide run` (`memtide proxy` always starts it).'),
+    listen: z
+      .string()
+      .superRefine((text, ctx) => {
+        const parsed = parseListen(text);
+        if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+      })
+      .default('127.0.0.1:11435')
+      .describe('HOST:PORT the proxy listens on; point Meetily\'s Ollama endpoint at it. Loopback unless allowRemote.'),
+    bodyLimitBytes: bytes('Largest model request body read for admission (a transcript chunk, or base64 images); 413 past it.').prefault('32MiB'),
+    allowRemote: z
+      .boolean()
+      .default(false)
+      .describe('Allow a listen address beyond loopback; then every request needs the bearer token (server.tokenFile).'),
+  })
+  .superRefine((proxy, ctx) => {
+    const parsed = parseListen(proxy.listen);
+    if (typeof parsed !== 'string' && !isLoopbackHost(parsed.host) && !proxy.allowRemote) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen'],
+        message: `${parsed.host} is not a loopback address: set proxy.allowRemote: true to listen there (every client then needs the token)`,
+      });
+    }
+  })
+  .describe('Ollama-compatible proxy: listen address, body limit, remote access.')
+  .prefault({});
 export type ProxyConfig = z.output<typeof proxySchema>;

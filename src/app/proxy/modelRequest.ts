@@ -1,0 +1,120 @@
+/**
+ * Model-using requests: which endpoint, what the governor must know about the
+ * request (model, estimated prompt tokens, requested num_ctx / keep_alive),
+ * and the body rewritten with its admission.
+ *
+ * What each API can carry (see docs/proxy.md for the sources):
+ * - Ollama's native `/api/generate`, `/api/chat`, `/api/embed`,
+ *   `/api/embeddings` take `model`, `keep_alive` and `options` (`num_ctx`,
+ *   `use_mmap`): everything is injected.
+ * - Ollama's OpenAI layer (`/v1/chat/completions`, `/v1/completions`,
+ *   `/v1/embeddings`) maps `model` but has no `keep_alive` and no `options`
+ *   (openai/openai.go `ChatCompletionRequest` / `FromChatRequest`): only the
+ *   model is rewritten; the runner gets Ollama's default context and
+ *   keep-alive, and the governor's explicit unload bounds its lifetime.
+ */
+import type { Admission, AdmissionRequest, ModelEndpoint } from '../../streams/governorApi.js';
+import { parseKeepAlive } from './keepAlive.js';
+
+const ENDPOINTS: Record<string, ModelEndpoint> = {
+  '/api/generate': 'generate',
+  '/api/chat': 'chat',
+  '/api/embed': 'embed',
+  '/api/embeddings': 'embeddings',
+  '/v1/chat/completions': 'openai-chat',
+  '/v1/completions': 'openai-completions',
+  '/v1/embeddings': 'openai-embeddings',
+};
+
+/** The model endpoint a POST to `pathname` is, or null for everything forwarded untouched. */
+export function modelEndpointOf(method: string | undefined, pathname: string): ModelEndpoint | null {
+  if (method !== 'POST') return null;
+  return ENDPOINTS[pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname] ?? null;
+}
+
+export const isOpenAiEndpoint = (endpoint: ModelEndpoint): boolean => endpoint.startsWith('openai-');
+
+/** Meetily's own estimate: 0.35 tokens a character. */
+export const TOKENS_PER_CHAR = 0.35;
+
+type Json = Record<string, unknown>;
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Text of a message's content: a string, or OpenAI content parts `{ type: 'text', text }`. */
+function contentText(content: unknown): number {
+  if (typeof content === 'string') return content.length;
+  if (Array.isArray(content)) return content.reduce<number>((sum, part) => sum + (isObject(part) && typeof part.text === 'string' ? part.text.length : 0), 0);
+  return 0;
+}
+
+/** Characters of the prompt the model will read, from prompt/system/suffix, messages or input. */
+export function promptChars(body: Json): number {
+  let chars = 0;
+  for (const key of ['prompt', 'system', 'suffix'] as const) {
+    const value = body[key];
+    if (typeof value === 'string') chars += value.length;
+    else if (Array.isArray(value)) chars += value.reduce<number>((s, v) => s + (typeof v === 'string' ? v.length : 0), 0);
+  }
+  if (Array.isArray(body.messages)) for (const message of body.messages) if (isObject(message)) chars += contentText(message.content);
+  const input = body.input;
+  if (typeof input === 'string') chars += input.length;
+  else if (Array.isArray(input)) chars += input.reduce<number>((s, v) => s + (typeof v === 'string' ? v.length : 0), 0);
+  return chars;
+}
+
+export const estimatePromptTokens = (body: Json): number => Math.ceil(promptChars(body) * TOKENS_PER_CHAR);
+
+export class ModelRequestError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ModelRequestError';
+  }
+}
+
+/**
+ * What the governor needs from a parsed body, or null when the body names no
+ * model (then it is forwarded as is and Ollama answers with its own error).
+ * Throws ModelRequestError for a `keep_alive` Ollama would refuse, naming the field.
+ */
+export function admissionRequestOf(body: unknown, endpoint: ModelEndpoint): Omit<AdmissionRequest, 'signal'> | null {
+  if (!isObject(body) || typeof body.model !== 'string' || body.model === '') return null;
+  const request: Omit<AdmissionRequest, 'signal'> = { model: body.model, endpoint, promptTokens: estimatePromptTokens(body) };
+  if (isOpenAiEndpoint(endpoint)) return request; // keep_alive / options are not part of the OpenAI layer
+  const options = body.options;
+  if (isObject(options) && typeof options.num_ctx === 'number' && Number.isInteger(options.num_ctx) && options.num_ctx > 0) {
+    request.requestedNumCtx = options.num_ctx;
+  }
+  if (body.keep_alive !== undefined && body.keep_alive !== null) {
+    const parsed = parseKeepAlive(body.keep_alive);
+    if (!parsed.ok) throw new ModelRequestError('keep_alive', parsed.error);
+    request.requestedKeepAlive = body.keep_alive as number | string;
+  }
+  return request;
+}
+
+export interface RewriteSettings {
+  /** false: inject `options.use_mmap: false` (weights as anonymous memory); true/undefined: leave it. */
+  useMmap?: boolean;
+}
+
+/**
+ * The body with the admission applied, or null when nothing changes (the
+ * original bytes are forwarded then). Only keys the endpoint understands are
+ * touched.
+ */
+export function rewriteBody(body: Json, endpoint: ModelEndpoint, admission: Admission, settings: RewriteSettings = {}): Json | null {
+  const changes: Json = {};
+  if (admission.model !== body.model) changes.model = admission.model;
+  if (!isOpenAiEndpoint(endpoint)) {
+    if (admission.keepAlive !== null && admission.keepAlive !== body.keep_alive) changes.keep_alive = admission.keepAlive;
+    const options = isObject(body.options) ? body.options : {};
+    const optionChanges: Json = {};
+    if (admission.numCtx !== null && options.num_ctx !== admission.numCtx) optionChanges.num_ctx = admission.numCtx;
+    if (settings.useMmap === false && options.use_mmap !== false) optionChanges.use_mmap = false;
+    if (Object.keys(optionChanges).length > 0) changes.options = { ...options, ...optionChanges };
+  }
+  return Object.keys(changes).length > 0 ? { ...body, ...changes } : null;
+}

@@ -1,0 +1,271 @@
+/**
+ * The Ollama-compatible proxy: Meetily (or any Ollama client) points at it
+ * instead of Ollama. Every request is forwarded to the upstream Ollama and
+ * its answer streamed back unchanged; model-using requests first ask the
+ * governor (`ModelGovernor.admit`), get their body rewritten with its
+ * admission (model tag, `num_ctx`, `keep_alive`, `use_mmap`) where the API
+ * allows, and tell the governor when they end (`release`, exactly once).
+ *
+ * Security: binds loopback by default and refuses another address unless
+ * `allowRemote`; on loopback, requests whose Host header is not a loopback
+ * name are refused (DNS rebinding), and no token is needed (Meetily cannot
+ * send one); beyond loopback every request needs the bearer token.
+ */
+import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Observable, Subscription } from 'rxjs';
+import { silentLogger, type Logger } from '../../sinks/logger.js';
+import { GovernorError, type Admission, type ModelEndpoint, type ModelGovernor } from '../../streams/governorApi.js';
+import { HttpError, readBody } from '../http.js';
+import { hasToken } from '../token.js';
+import { sendProxyError } from './errorReply.js';
+import { forward, type ForwardOutcome } from './forward.js';
+import { parseJsonBody } from './jsonBody.js';
+import { isLoopbackHost, parseUpstream, type ListenAddress } from './listen.js';
+import { ModelRequestError, admissionRequestOf, isOpenAiEndpoint, modelEndpointOf, rewriteBody } from './modelRequest.js';
+
+/** Settings that may change while the proxy runs (the rest needs a restart). */
+export interface ProxySettings {
+  /** Largest model request body read for admission (413 past it). */
+  bodyLimitBytes: number;
+  /** false: inject `options.use_mmap: false` on native endpoints. */
+  useMmap?: boolean;
+}
+
+export interface StartProxyOptions {
+  listen: ListenAddress;
+  /** Base URL of the real Ollama, e.g. http://127.0.0.1:11434. */
+  upstream: string | URL;
+  /** Without one the proxy is a transparent pass-through. */
+  governor?: ModelGovernor;
+  config?: ProxySettings;
+  /** Live settings (hot reload); the latest value applies to the next request. */
+  config$?: Observable<ProxySettings>;
+  logger?: Logger;
+  /** Allow a non-loopback listen address (then every request needs `token`). */
+  allowRemote?: boolean;
+  token?: string;
+}
+
+export interface ProxyHandle {
+  readonly url: string;
+  /** Requests being forwarded now. */
+  inFlight(): number;
+  /** Stops listening, aborts in-flight requests upstream (releasing their admissions). */
+  close(): Promise<void>;
+}
+
+export class ProxyError extends Error {
+  readonly code = 'MEMTIDE_ERR_PROXY';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProxyError';
+  }
+}
+
+const DEFAULT_SETTINGS: ProxySettings = { bodyLimitBytes: 16 * 1024 * 1024 };
+
+function hostHeaderIsLoopback(header: string | undefined): boolean {
+  if (!header) return false;
+  const match = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(header);
+  return match?.[1] !== undefined && isLoopbackHost(match[1]);
+}
+
+/** `x-memtide-*` headers saying what the governor changed (only when it changed something). */
+function admissionHeaders(body: Record<string, unknown>, rewritten: Record<string, unknown> | null, endpoint: ModelEndpoint): Array<[string, string]> {
+  if (!rewritten) return [];
+  const headers: Array<[string, string]> = [];
+  if (rewritten.model !== body.model) headers.push(['X-Memtide-Model', String(rewritten.model)]);
+  if (!isOpenAiEndpoint(endpoint)) {
+    const options = rewritten.options as Record<string, unknown> | undefined;
+    if (options?.num_ctx !== undefined) headers.push(['X-Memtide-Num-Ctx', String(options.num_ctx)]);
+    if (rewritten.keep_alive !== undefined) headers.push(['X-Memtide-Keep-Alive', String(rewritten.keep_alive)]);
+  }
+  return headers;
+}
+
+export async function startProxy(options: StartProxyOptions): Promise<ProxyHandle> {
+  const logger = options.logger ?? silentLogger;
+  const { governor } = options;
+  const upstream = parseUpstream(String(options.upstream));
+  if (typeof upstream === 'string') throw new ProxyError(`upstream: ${upstream}`);
+  const loopbackOnly = isLoopbackHost(options.listen.host);
+  if (!loopbackOnly && !options.allowRemote) {
+    throw new ProxyError(`listen address ${options.listen.host} is not loopback: that needs proxy.allowRemote: true (and then every client needs the token)`);
+  }
+  if (!loopbackOnly && !options.token) throw new ProxyError('a non-loopback proxy needs a token (every request must carry it)');
+
+  let settings: ProxySettings = { ...DEFAULT_SETTINGS, ...options.config };
+  let subscription: Subscription | undefined;
+  if (options.config$) {
+    subscription = options.config$.subscribe({
+      next: (next) => (settings = { ...DEFAULT_SETTINGS, ...next }),
+      error: (error: unknown) => logger.error(`proxy config stream failed, keeping the last settings: ${String(error)}`),
+    });
+  }
+
+  const agent =
+    upstream.protocol === 'https:'
+      ? new HttpsAgent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, scheduling: 'lifo' })
+      : new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, scheduling: 'lifo' });
+  let active = 0;
+
+  const track = (outcome: ForwardOutcome, then?: (outcome: ForwardOutcome) => void) => {
+    active -= 1;
+    then?.(outcome);
+  };
+
+  /** A model request: read, parse, admit, rewrite, forward, release. */
+  const handleModel = async (req: IncomingMessage, res: ServerResponse, endpoint: ModelEndpoint, gov: ModelGovernor): Promise<void> => {
+    const openAi = isOpenAiEndpoint(endpoint);
+    let bytes: Buffer;
+    try {
+      bytes = await readBody(req, settings.bodyLimitBytes);
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 400;
+      const code = error instanceof HttpError ? error.code : 'MEMTIDE_ERR_BODY';
+      sendProxyError(res, { status, message: (error as Error).message, code }, openAi);
+      return;
+    }
+    const parsed = parseJsonBody(bytes);
+    if (!parsed.ok) {
+      sendProxyError(res, { status: 400, message: `request body is not valid JSON: ${parsed.reason} at byte ${parsed.offset}`, code: 'MEMTIDE_ERR_BAD_JSON', offset: parsed.offset }, openAi);
+      return;
+    }
+    let request: ReturnType<typeof admissionRequestOf>;
+    try {
+      request = admissionRequestOf(parsed.value, endpoint);
+    } catch (error) {
+      const field = error instanceof ModelRequestError ? error.field : undefined;
+      sendProxyError(res, { status: 400, message: (error as Error).message, code: 'MEMTIDE_ERR_BAD_FIELD', ...(field ? { field } : {}) }, openAi);
+      return;
+    }
+    if (!request) {
+      // No model named: Ollama answers with its own error.
+      active += 1;
+      forward(req, res, { upstream, agent, body: bytes, openAi, onDone: (outcome) => track(outcome) });
+      return;
+    }
+
+    const abort = new AbortController();
+    const onClose = () => abort.abort();
+    res.once('close', onClose);
+    const started = performance.now();
+    let admission: Admission;
+    try {
+      admission = await gov.admit({ ...request, signal: abort.signal });
+    } catch (error) {
+      res.off('close', onClose);
+      if (abort.signal.aborted) return;
+      if (error instanceof GovernorError) {
+        logger.info(`proxy: ${request.model} refused (${error.code}): ${error.message}`);
+        sendProxyError(
+          res,
+          {
+            status: error.status,
+            message: error.message,
+            code: error.code,
+            ...(error.retryAfterMs !== null ? { retryAfterSeconds: Math.max(1, Math.ceil(error.retryAfterMs / 1000)) } : {}),
+          },
+          openAi,
+        );
+        return;
+      }
+      logger.error(`proxy: admission of ${request.model} failed: ${String(error)}`);
+      sendProxyError(res, { status: 500, message: `memtide governor failed: ${(error as Error).message ?? String(error)}`, code: 'MEMTIDE_ERR_GOVERNOR' }, openAi);
+      return;
+    }
+    res.off('close', onClose);
+
+    let released = false;
+    const release = (outcome: ForwardOutcome) => {
+      if (released) return;
+      released = true;
+      try {
+        admission.release(outcome);
+      } catch (error) {
+        logger.error(`proxy: release of ${admission.model} threw: ${String(error)}`);
+      }
+      logger.debug(`proxy: ${req.method} ${req.url} ${request.model}${admission.model !== request.model ? `->${admission.model}` : ''} ${outcome.status ?? '-'} ${outcome.ok ? 'ok' : outcome.error} ${Math.round(performance.now() - started)} ms`);
+    };
+    if (res.destroyed || abort.signal.aborted) {
+      release({ ok: false, error: 'client disconnected before forwarding' });
+      return;
+    }
+    try {
+      const body = parsed.value as Record<string, unknown>;
+      const rewritten = rewriteBody(body, endpoint, admission, settings.useMmap === false ? { useMmap: false } : {});
+      active += 1;
+      forward(req, res, {
+        upstream,
+        agent,
+        body: rewritten ? Buffer.from(JSON.stringify(rewritten)) : bytes,
+        responseHeaders: admissionHeaders(body, rewritten, endpoint),
+        openAi,
+        onDone: (outcome) => track(outcome, release),
+      });
+    } catch (error) {
+      release({ ok: false, error: String(error) });
+      throw error;
+    }
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/';
+    const pathname = url.split('?', 1)[0] ?? '/';
+    const endpoint = modelEndpointOf(req.method, pathname);
+    const openAi = endpoint ? isOpenAiEndpoint(endpoint) : pathname.startsWith('/v1/');
+    if (loopbackOnly && !hostHeaderIsLoopback(req.headers.host)) {
+      req.resume();
+      sendProxyError(res, { status: 403, message: `host "${req.headers.host ?? ''}" is not a loopback name`, code: 'MEMTIDE_ERR_HOST' }, openAi);
+      return;
+    }
+    if (!loopbackOnly) {
+      if (!hasToken(req.headers.authorization, options.token ?? '')) {
+        req.resume();
+        sendProxyError(res, { status: 401, message: 'missing or wrong bearer token', code: 'MEMTIDE_ERR_UNAUTHORIZED' }, openAi);
+        return;
+      }
+      delete req.headers.authorization; // ours, not Ollama's
+      const index = req.rawHeaders.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization');
+      if (index >= 0) req.rawHeaders.splice(index, 2);
+    }
+    if (!endpoint || !governor) {
+      active += 1;
+      forward(req, res, { upstream, agent, openAi, onDone: (outcome) => track(outcome) });
+      return;
+    }
+    handleModel(req, res, endpoint, governor).catch((error: unknown) => {
+      logger.error(`proxy: ${req.method} ${pathname} failed: ${String(error)}`);
+      sendProxyError(res, { status: 500, message: String(error), code: 'MEMTIDE_ERR_INTERNAL' }, openAi);
+    });
+  };
+
+  const server: Server = createServer({ noDelay: true }, handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  logger.info(`proxy listening on http://${host}:${address.port} -> ${upstream.origin}${governor ? '' : ' (no governor: pass-through)'}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}`,
+    inFlight: () => active,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        subscription?.unsubscribe();
+        server.close(() => resolve());
+        server.closeAllConnections();
+        agent.destroy();
+      });
+      return closing;
+    },
+  };
+}

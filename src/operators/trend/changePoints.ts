@@ -1,0 +1,148 @@
+/**
+ * Change points of a floor series. Two kinds matter to a leak detector:
+ *
+ * - A **step** (a model loaded or unloaded, a cache dropped): a level shift
+ *   between neighbouring points, much larger than the local growth. The series
+ *   is cut into segments at its steps and trends are measured within segments
+ *   only, so a load is never read as growth, while a leak on either side of it
+ *   still is.
+ * - A **restart**: memory falls below everything it was in the preceding
+ *   period and stays there. The process restarted (or freed what it grew):
+ *   the window starts again from there, and a reported leak is cleared.
+ */
+import { medianInPlace } from './median.js';
+import { theilSenSlope } from './theilSen.js';
+
+/**
+ * The steps of a series: `jumps[i]` is the level shift between the points
+ * before i and the points from i on, when it is at least `thresholdBytes`;
+ * 0 elsewhere. The level on each side is the median of up to `side` points
+ * (so one noisy point is never a step, while a shift that persists is), and
+ * the growth expected over the gap is taken out first: the mean of the
+ * Theil-Sen slopes within `contextMs` on each side (each side on its own, so
+ * the step does not bias them). A steady leak, however fast, has no steps,
+ * also across a gap where points were left out. Of neighbouring candidates
+ * only the largest is kept: one load is one step.
+ */
+export function findSteps(
+  times: ArrayLike<number>,
+  values: ArrayLike<number>,
+  n: number,
+  thresholdBytes: number,
+  side = 4,
+  contextMs = 15 * 60_000,
+): Float64Array {
+  const excess = new Float64Array(n);
+  const before = new Float64Array(side);
+  const after = new Float64Array(side);
+  const beforeT = new Float64Array(side);
+  const afterT = new Float64Array(side);
+  for (let i = 1; i < n; i++) {
+    const nb = Math.min(side, i);
+    const na = Math.min(side, n - i);
+    if (na < 2) break;
+    for (let k = 0; k < nb; k++) {
+      before[k] = values[i - 1 - k] as number;
+      beforeT[k] = times[i - 1 - k] as number;
+    }
+    for (let k = 0; k < na; k++) {
+      after[k] = values[i + k] as number;
+      afterT[k] = times[i + k] as number;
+    }
+    const shift = medianInPlace(after, 0, na) - medianInPlace(before, 0, nb);
+    const gap = medianInPlace(afterT, 0, na) - medianInPlace(beforeT, 0, nb);
+    // a small shift over a short gap is no step whatever the context: skip the slopes
+    if (Math.abs(shift) < thresholdBytes / 2 && gap <= contextMs / 2) continue;
+    let lo = i - 1;
+    while (lo > 0 && (times[lo - 1] as number) >= (times[i - 1] as number) - contextMs) lo--;
+    let hi = i + 1;
+    while (hi < n && (times[hi] as number) <= (times[i] as number) + contextMs) hi++;
+    const left = i - lo >= 3 ? theilSenSlope(times, values, lo, i) : Number.NaN;
+    const right = hi - i >= 3 ? theilSenSlope(times, values, i, hi) : Number.NaN;
+    const sides = [left, right].filter((x) => Number.isFinite(x));
+    const slope = sides.length === 0 ? 0 : sides.reduce((a, x) => a + x, 0) / sides.length;
+    const e = shift - slope * gap;
+    if (Math.abs(e) >= thresholdBytes) excess[i] = e;
+  }
+  // non-maximum suppression: a shift is seen from every point near it; keep the largest
+  const jumps = new Float64Array(n);
+  for (let i = 1; i < n; i++) {
+    const e = Math.abs(excess[i] as number);
+    if (e === 0) continue;
+    let largest = true;
+    for (let k = Math.max(1, i - side); k <= Math.min(n - 1, i + side) && largest; k++) {
+      const other = Math.abs(excess[k] as number);
+      if (other > e || (other === e && k < i)) largest = false;
+    }
+    if (largest) jumps[i] = excess[i] as number;
+  }
+  return jumps;
+}
+
+/** Segment id of each point: a new segment starts at every step. */
+export function segmentsAt(jumps: ArrayLike<number>, n: number): Int32Array {
+  const segments = new Int32Array(n);
+  let id = 0;
+  for (let i = 0; i < n; i++) {
+    if (i > 0 && jumps[i] !== 0) id++;
+    segments[i] = id;
+  }
+  return segments;
+}
+
+/**
+ * Points caught in the middle of a step (a load spread over two buckets: one
+ * floor half-way up) sit at the edge of a segment, far from its level. Returns
+ * false for such edge points (more than `thresholdBytes` from the median of
+ * the next `side` points of their segment), true for the points to keep.
+ */
+export function keepOutsideTransitions(values: ArrayLike<number>, segments: Int32Array, n: number, thresholdBytes: number, side = 4): boolean[] {
+  const keep = new Array<boolean>(n).fill(true);
+  const scratch = new Float64Array(side);
+  for (let i = 0; i < n; i++) {
+    // only edges made by a step: the two ends of the whole series are no transition
+    const first = i > 0 && segments[i - 1] !== segments[i];
+    const last = i < n - 1 && segments[i + 1] !== segments[i];
+    if (!first && !last) continue;
+    for (const direction of first && last ? [1, -1] : first ? [1] : [-1]) {
+      let count = 0;
+      for (let k = i + direction; k >= 0 && k < n && segments[k] === segments[i] && count < side; k += direction) scratch[count++] = values[k] as number;
+      if (count >= 2 && Math.abs((values[i] as number) - medianInPlace(scratch, 0, count)) > thresholdBytes) keep[i] = false;
+    }
+  }
+  return keep;
+}
+
+export interface Restart {
+  /** Index of the first point after the fall. */
+  index: number;
+  /** How far the level fell: the floor before minus the highest point after. */
+  dropBytes: number;
+}
+
+/**
+ * The latest restart in the series: a point i where every value in
+ * [times[i], times[i] + holdMs] is at least `thresholdBytes` below every value
+ * in [times[i] - beforeMs, times[i]). Only points whose hold period and
+ * before period are complete are considered (a brief dip is not a restart,
+ * and neither is the end of a batch whose start fell out of the window). A batch that frees
+ * its memory returns to the level before it, a GC trough to the troughs
+ * before it: neither falls below the preceding floor. null when there is none.
+ */
+export function findRestart(times: ArrayLike<number>, values: ArrayLike<number>, n: number, beforeMs: number, holdMs: number, thresholdBytes: number): Restart | null {
+  if (n < 2) return null;
+  const lastTime = times[n - 1] as number;
+  for (let i = n - 1; i >= 1; i--) {
+    const ti = times[i] as number;
+    if (ti + holdMs > lastTime) continue;
+    if (ti - beforeMs < (times[0] as number)) break;
+    // only a point lower than its predecessor can start a fall
+    if ((values[i] as number) >= (values[i - 1] as number) - thresholdBytes) continue;
+    let after = -Infinity;
+    for (let k = i; k < n && (times[k] as number) <= ti + holdMs; k++) after = Math.max(after, values[k] as number);
+    let before = Infinity;
+    for (let k = i - 1; k >= 0 && (times[k] as number) >= ti - beforeMs; k--) before = Math.min(before, values[k] as number);
+    if (after <= before - thresholdBytes) return { index: i, dropBytes: before - after };
+  }
+  return null;
+}

@@ -1,0 +1,179 @@
+/**
+ * The state `leakTrend` keeps for one component: the bucket being filled, a
+ * ring of bucket floors since the window's last restart, the persistence
+ * counters and the leak being reported. Memory is bounded by the window
+ * (windowMs / bucketMs floors), whatever the sampling rate.
+ */
+import type { LeakCleared, LeakDetected, LeakEvent } from '../../model.js';
+import { formatBytes, formatDuration } from '../../app/units.js';
+import { BucketFloor, FloorRing } from './bucketMinima.js';
+import { evaluateWindow, type EvaluationParams, type LeakPath } from './evaluateWindow.js';
+import { normalUpperTail } from './mannKendall.js';
+
+/** Everything one component's window needs, resolved from the config. */
+export interface WindowSettings {
+  bucketMs: number;
+  evaluateEveryMs: number;
+  persistence: number;
+  resetSettleMs: number;
+  gapResetMs: number;
+  params: EvaluationParams;
+}
+
+interface Reported {
+  detectedAtMs: number;
+  /** Span the growth is re-checked on for the clear. */
+  clearSpanMs: number;
+  path: LeakPath;
+}
+
+const HOUR = 3_600_000;
+const MIN_CLEAR_SPAN_MS = 40 * 60_000;
+
+export class ComponentWindow {
+  private readonly bucket = new BucketFloor();
+  private readonly ring: FloorRing;
+  private times: Float64Array;
+  private values: Float64Array;
+  private lastSampleMs = Number.NaN;
+  private settleUntilMs = -Infinity;
+  private lastEvaluatedBucketMs = -Infinity;
+  private positives = 0;
+  private zSum = 0;
+  private negatives = 0;
+  private reported: Reported | null = null;
+  /** Known loads/unloads inside the window: segment boundaries (bounded: older ones leave with the window). */
+  private boundaries: number[] = [];
+
+  constructor(
+    readonly component: string,
+    readonly bucketMs: number,
+    readonly windowMs: number,
+  ) {
+    const capacity = Math.ceil(windowMs / bucketMs) + 2;
+    this.ring = new FloorRing(capacity);
+    this.times = new Float64Array(capacity);
+    this.values = new Float64Array(capacity);
+  }
+
+  get leaking(): boolean {
+    return this.reported !== null;
+  }
+
+  /** Carries a reported leak over from a window with another layout (config change). */
+  adopt(previous: ComponentWindow): void {
+    this.reported = previous.reported;
+  }
+
+  /** One sample of this component; returns the events it causes (none, a detection or a clear). */
+  sample(timestampMs: number, bytes: number, availableBytes: number | null, s: WindowSettings): LeakEvent[] {
+    const last = this.lastSampleMs;
+    if (!Number.isNaN(last) && (timestampMs < last || timestampMs - last > s.gapResetMs)) this.restart(timestampMs);
+    this.lastSampleMs = timestampMs;
+    if (timestampMs < this.settleUntilMs) return [];
+    const start = Math.floor(timestampMs / s.bucketMs) * s.bucketMs;
+    let events: LeakEvent[] = [];
+    if (this.bucket.count > 0 && start !== this.bucket.startMs) {
+      const closed = this.bucket.startMs;
+      this.ring.push(closed + s.bucketMs / 2, this.bucket.floor());
+      this.bucket.reset(start);
+      if (closed - this.lastEvaluatedBucketMs >= s.evaluateEveryMs) {
+        this.lastEvaluatedBucketMs = closed;
+        events = this.evaluate(timestampMs, availableBytes, s);
+      }
+    }
+    if (this.bucket.count === 0) this.bucket.reset(start);
+    this.bucket.add(bytes);
+    return events;
+  }
+
+  /**
+   * A known load/unload at `atMs`: the window is cut there (floors on either
+   * side are never compared, but the history stays: a warm-up before it still
+   * shows how it bends), the bucket under way is dropped and the next
+   * resetSettleMs of samples are ignored while memory settles.
+   */
+  reset(atMs: number, s: WindowSettings): void {
+    if (this.bucket.count > 0 && this.bucket.startMs + s.bucketMs > atMs) this.bucket.reset(Number.NaN);
+    this.boundaries = this.boundaries.filter((b) => b < atMs);
+    this.boundaries.push(atMs);
+    this.settleUntilMs = Math.max(this.settleUntilMs, atMs + s.resetSettleMs);
+    this.positives = 0;
+    this.zSum = 0;
+  }
+
+  /** Ends a reported leak without a sample (the component was ignored or detection switched off). */
+  drop(atMs: number, reason: string): LeakCleared | null {
+    if (this.reported === null) return null;
+    this.reported = null;
+    return { kind: 'clear', component: this.component, atMs, reason };
+  }
+
+  private restart(fromMs: number): void {
+    this.ring.dropBefore(fromMs);
+    this.boundaries = [];
+    this.bucket.reset(Number.NaN);
+    this.lastEvaluatedBucketMs = -Infinity;
+    this.positives = 0;
+    this.zSum = 0;
+  }
+
+  private evaluate(nowMs: number, availableBytes: number | null, s: WindowSettings): LeakEvent[] {
+    const n = this.ring.copyTo(this.times, this.values);
+    if (n > 0) this.boundaries = this.boundaries.filter((b) => b > (this.times[0] as number));
+    const verdict = evaluateWindow(this.times, this.values, n, nowMs, s.params, this.reported?.clearSpanMs ?? null, this.boundaries);
+    if (verdict.restart) {
+      this.ring.dropBefore(verdict.restart.atMs);
+      this.boundaries = this.boundaries.filter((b) => b > verdict.restart!.atMs);
+      this.positives = 0;
+      this.zSum = 0;
+      this.negatives = 0;
+      const cleared = this.drop(nowMs, `memory fell by ${formatBytes(verdict.restart.dropBytes)} below its floor (restart or unload)`);
+      return cleared ? [cleared] : [];
+    }
+    if (this.reported !== null) {
+      if (verdict.stopped === true) {
+        this.negatives++;
+        if (this.negatives >= s.persistence) {
+          const since = formatDuration(nowMs - this.reported.detectedAtMs);
+          this.negatives = 0;
+          const cleared = this.drop(nowMs, `growth stopped (reported ${since} ago)`);
+          return cleared ? [cleared] : [];
+        }
+      } else if (verdict.stopped === false) this.negatives = 0;
+      return [];
+    }
+    const { detection } = verdict;
+    if (detection === null) {
+      this.positives = 0;
+      this.zSum = 0;
+      return [];
+    }
+    this.positives++;
+    this.zSum += detection.z;
+    if (this.positives < s.persistence) return [];
+    const zMean = this.zSum / this.positives;
+    this.positives = 0;
+    this.zSum = 0;
+    this.reported = {
+      detectedAtMs: nowMs,
+      clearSpanMs: Math.min(Math.max(2 * detection.spanMs, MIN_CLEAR_SPAN_MS), s.params.windowMs),
+      path: detection.path,
+    };
+    const zThreshold = detection.path === 'fast' ? s.params.fast.z : s.params.z;
+    const leak: LeakDetected = {
+      kind: 'leak',
+      component: this.component,
+      detectedAtMs: nowMs,
+      slopeBytesPerHour: Math.round(detection.slope * HOUR),
+      // the mean z of the persistent run against the threshold: 0.84 at the bare threshold, towards 1 above it
+      confidence: round3(1 - normalUpperTail(zMean - zThreshold + 1)),
+      projectedExhaustionMs: availableBytes !== null && detection.slope > 0 ? Math.round(nowMs + availableBytes / detection.slope) : null,
+    };
+    return [leak];
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

@@ -1,0 +1,86 @@
+/**
+ * One evaluation of one component's window of bucket floors: did it restart,
+ * is it leaking now, has a reported leak stopped? Pure: the same floors and
+ * parameters always give the same verdict. See docs/leaks.md for the why.
+ */
+import { findRestart, type Restart } from './changePoints.js';
+import { median3 } from './envelope.js';
+import { MIN_SPAN_POINTS, type Detection, type EvaluationParams } from './evaluationParams.js';
+import { fastPath } from './fastPath.js';
+import { firstAtOrAfter, floorsOf, type Floors } from './floors.js';
+import { robustNoiseScale } from './noise.js';
+import { confirmationLag, decelerating, standardPath } from './standardPath.js';
+import { decimate, fitSlope } from './windowStats.js';
+
+export type { Detection, EvaluationParams, LeakPath } from './evaluationParams.js';
+
+export interface Verdict {
+  /** The window restarted at this point (memory fell below everything before it and stayed there). */
+  restart: (Restart & { atMs: number }) | null;
+  /** The window shows a leak now (only looked for while no leak is reported). */
+  detection: Detection | null;
+  /** For a reported leak: true when growth stopped, false when it goes on, null when the window is too short to say. */
+  stopped: boolean | null;
+}
+
+const NONE: Verdict = { restart: null, detection: null, stopped: null };
+
+/**
+ * Evaluates the floors `times/values[0..n)` (oldest first, all after the
+ * window's last restart) at `nowMs`: a restart first; then a detection when
+ * `clearSpanMs` is null (no leak reported), or whether a reported leak's
+ * growth stopped over the latest `clearSpanMs`. `boundaries` are the times of
+ * known loads/unloads inside the window.
+ */
+export function evaluateWindow(
+  times: Float64Array,
+  values: Float64Array,
+  n: number,
+  nowMs: number,
+  p: EvaluationParams,
+  clearSpanMs: number | null = null,
+  boundaries: readonly number[] = [],
+): Verdict {
+  if (n < 4) return NONE;
+  const origin = times[0] as number;
+  const t = new Float64Array(n);
+  for (let i = 0; i < n; i++) t[i] = (times[i] as number) - origin;
+  const now = nowMs - origin;
+  // The floors carry the trend; their 3-point median (one odd bucket removed) is the robust reference for
+  // restarts and excursions. Never estimate the noise on the median: it repeats values and hides the noise.
+  const m = median3(values, n, new Float64Array(n));
+  const noise = robustNoiseScale(values, n);
+  const threshold = Math.max(p.stepMinBytes, p.noiseMultiple * noise);
+
+  const restart = findRestart(t, m, n, 2 * p.batchToleranceMs, p.restartHoldMs, threshold);
+  if (restart) return { restart: { ...restart, atMs: times[restart.index] as number }, detection: null, stopped: null };
+
+  const confirmedEnd = now - confirmationLag(p);
+  const floors = floorsOf(t, values, m, n, confirmedEnd, p.batchToleranceMs, threshold, noise, boundaries.map((x) => x - origin));
+  if (clearSpanMs !== null) {
+    // stopped: the recent growth fell below the floor, and the window would not report a leak now
+    let stopped = growthStopped(floors, now, clearSpanMs, p);
+    if (stopped === true && detect(floors, now, confirmedEnd, noise, threshold, p) !== null) stopped = false;
+    return { restart: null, detection: null, stopped };
+  }
+  return { restart: null, detection: detect(floors, now, confirmedEnd, noise, threshold, p), stopped: null };
+}
+
+/** The standard path, else the fast path (unless a confirmed span slows down: a warm-up). */
+function detect(floors: Floors, now: number, confirmedEnd: number, noise: number, threshold: number, p: EvaluationParams): Detection | null {
+  const { detection, spans } = standardPath(floors, now, confirmedEnd, noise, threshold, p);
+  if (detection !== null || !p.fast.enabled) return detection;
+  const fast = fastPath(floors, now, p, threshold);
+  return fast !== null && !spans.some((s) => decelerating(s, p)) ? fast : null;
+}
+
+/**
+ * Whether the growth of a reported leak stopped: the slope of the floors of
+ * the latest `clearSpanMs` (up to now, known excursions left out, within
+ * segments) is below half the floor rate. null while the window is shorter.
+ */
+function growthStopped(floors: Floors, now: number, clearSpanMs: number, p: EvaluationParams): boolean | null {
+  if (floors.length < MIN_SPAN_POINTS || now - (floors.times[0] as number) < clearSpanMs) return null;
+  const fit = fitSlope(decimate(floors.times, floors.values, firstAtOrAfter(floors, now - clearSpanMs), floors.length, p.maxPoints, floors.segments));
+  return fit.points < 4 || !(fit.slope >= p.minRate / 2);
+}

@@ -1,0 +1,54 @@
+/**
+ * Theil-Sen slope: the median of the slopes of all pairs of points. Robust
+ * (a quarter of the points can be arbitrary without moving it far) and, unlike
+ * least squares, not dragged by a GC spike or a batch still in memory.
+ *
+ * With `segments` (a non-decreasing segment id per point), only pairs within
+ * the same segment count: a series cut at its steps (a model load) gives the
+ * slope of the segments, never of the step between them.
+ */
+import { medianInPlace } from './median.js';
+
+let scratch = new Float64Array(1024);
+
+/** The index after the last point of the segment of each point. */
+export function segmentEnds(segments: ArrayLike<number> | null, start: number, end: number): Int32Array {
+  const ends = new Int32Array(end);
+  let next = end;
+  for (let i = end - 1; i >= start; i--) {
+    if (segments !== null && i + 1 < end && segments[i + 1] !== segments[i]) next = i + 1;
+    ends[i] = next;
+  }
+  return ends;
+}
+
+/**
+ * Median pairwise slope of `(times[i], values[i])` for i in [start, end), in
+ * value units per time unit, over pairs within a segment. Pairs with equal
+ * times are skipped. NaN without any pair. O(n²): callers keep n small (the
+ * detector decimates a window to a bounded number of points).
+ */
+export function theilSenSlope(
+  times: ArrayLike<number>,
+  values: ArrayLike<number>,
+  start = 0,
+  end = values.length,
+  segments: ArrayLike<number> | null = null,
+): number {
+  const n = end - start;
+  const pairs = (n * (n - 1)) / 2;
+  if (pairs <= 0) return Number.NaN;
+  if (scratch.length < pairs) scratch = new Float64Array(Math.max(pairs, scratch.length * 2));
+  const ends = segments === null ? null : segmentEnds(segments, start, end);
+  let count = 0;
+  for (let i = start; i < end; i++) {
+    const ti = times[i] as number;
+    const vi = values[i] as number;
+    const last = ends === null ? end : (ends[i] as number);
+    for (let j = i + 1; j < last; j++) {
+      const dt = (times[j] as number) - ti;
+      if (dt !== 0) scratch[count++] = ((values[j] as number) - vi) / dt;
+    }
+  }
+  return count === 0 ? Number.NaN : medianInPlace(scratch, 0, count);
+}

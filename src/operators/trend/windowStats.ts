@@ -1,0 +1,215 @@
+/**
+ * Statistics of one window of floor points, decimated to a bounded number of
+ * points so an evaluation costs the same whatever the sampling rate and the
+ * window length. Points carry a segment id (segments are cut at steps); every
+ * statistic compares points within a segment only.
+ */
+import { mannKendall } from './mannKendall.js';
+import { medianInPlace } from './median.js';
+import { residualScale } from './noise.js';
+import { theilSenSlope } from './theilSen.js';
+
+/** A compact series: times (ms, relative to any origin), values (bytes) and a non-decreasing segment id per point. */
+export interface Series {
+  times: Float64Array;
+  values: Float64Array;
+  segments: Int32Array;
+  length: number;
+}
+
+/**
+ * The points of `[start, end)` in at most `maxPoints` points: runs of
+ * consecutive points of one segment are replaced by their median value at
+ * their median time (medians of neighbours are also less noisy). Each segment
+ * keeps a share of the points in proportion to its length, at least one.
+ */
+export function decimate(
+  times: ArrayLike<number>,
+  values: ArrayLike<number>,
+  start: number,
+  end: number,
+  maxPoints: number,
+  segments: ArrayLike<number> | null = null,
+): Series {
+  const n = Math.max(0, end - start);
+  const runs: [number, number][] = [];
+  for (let from = start; from < end; ) {
+    let to = from + 1;
+    if (segments !== null) while (to < end && segments[to] === segments[from]) to++;
+    else to = end;
+    runs.push([from, to]);
+    from = to;
+  }
+  const counts = runs.map(([from, to]) => (n <= maxPoints ? to - from : Math.max(1, Math.floor(((to - from) * maxPoints) / n))));
+  const total = counts.reduce((a, c) => a + c, 0);
+  const out: Series = { times: new Float64Array(total), values: new Float64Array(total), segments: new Int32Array(total), length: total };
+  const scratchT = new Float64Array(n + 1);
+  const scratchV = new Float64Array(n + 1);
+  let g = 0;
+  runs.forEach(([from, to], r) => {
+    const len = to - from;
+    const groups = counts[r] as number;
+    for (let k = 0; k < groups; k++) {
+      const a = from + Math.floor((k * len) / groups);
+      const b = from + Math.floor(((k + 1) * len) / groups);
+      for (let i = a; i < b; i++) {
+        scratchT[i - a] = times[i] as number;
+        scratchV[i - a] = values[i] as number;
+      }
+      out.times[g] = b - a === 1 ? (scratchT[0] as number) : medianInPlace(scratchT, 0, b - a);
+      out.values[g] = b - a === 1 ? (scratchV[0] as number) : medianInPlace(scratchV, 0, b - a);
+      out.segments[g] = r;
+      g++;
+    }
+  });
+  return out;
+}
+
+export interface SlopeFit {
+  /** Theil-Sen slope, bytes per ms. */
+  slope: number;
+  /** Approximate standard error of the slope (robust residual scale, least-squares formula). */
+  standardError: number;
+  /** Robust scale of the residuals around the fitted lines (the noise of one point). */
+  scale: number;
+  /** Mann-Kendall z of the values. */
+  z: number;
+  points: number;
+}
+
+/** Sum over segments of the squared time spread: what the least-squares slope error divides by. */
+function timeSpread(series: Series, start: number, end: number): number {
+  let spread = 0;
+  for (let from = start; from < end; ) {
+    let to = from + 1;
+    while (to < end && series.segments[to] === series.segments[from]) to++;
+    let mean = 0;
+    for (let i = from; i < to; i++) mean += series.times[i] as number;
+    mean /= to - from;
+    for (let i = from; i < to; i++) spread += ((series.times[i] as number) - mean) ** 2;
+    from = to;
+  }
+  return spread;
+}
+
+/** Slope, its standard error and the Mann-Kendall z of `series[start..end)`, pairs within segments. */
+export function fitSlope(series: Series, start = 0, end = series.length): SlopeFit {
+  const points = end - start;
+  if (points < 3) return { slope: Number.NaN, standardError: Number.POSITIVE_INFINITY, scale: Number.NaN, z: 0, points };
+  const slope = theilSenSlope(series.times, series.values, start, end, series.segments);
+  if (!Number.isFinite(slope)) return { slope, standardError: Number.POSITIVE_INFINITY, scale: Number.NaN, z: 0, points };
+  const scale = residualScale(series.times, series.values, start, end, slope, series.segments);
+  const spread = timeSpread(series, start, end);
+  const standardError = spread > 0 ? scale / Math.sqrt(spread) : Number.POSITIVE_INFINITY;
+  return { slope, standardError, scale, z: mannKendall(series.values, start, end, series.segments).z, points };
+}
+
+export interface Halves {
+  first: SlopeFit;
+  second: SlopeFit;
+}
+
+/**
+ * Least-squares slope (one intercept per segment) and its standard error. Not
+ * robust, on purpose: comparing halves, the few steep points at the start of
+ * a warm-up are what matters, and Theil-Sen's median would outvote them. The
+ * points are floors with excursions already left out.
+ */
+export function leastSquaresSlope(series: Series, start = 0, end = series.length): SlopeFit {
+  const points = end - start;
+  let sxy = 0;
+  let sxx = 0;
+  const segs: [number, number][] = [];
+  for (let from = start; from < end; ) {
+    let to = from + 1;
+    while (to < end && series.segments[to] === series.segments[from]) to++;
+    segs.push([from, to]);
+    from = to;
+  }
+  for (const [from, to] of segs) {
+    let mt = 0;
+    let mv = 0;
+    for (let i = from; i < to; i++) {
+      mt += series.times[i] as number;
+      mv += series.values[i] as number;
+    }
+    mt /= to - from;
+    mv /= to - from;
+    for (let i = from; i < to; i++) {
+      const dt = (series.times[i] as number) - mt;
+      sxy += dt * ((series.values[i] as number) - mv);
+      sxx += dt * dt;
+    }
+  }
+  if (!(sxx > 0) || points < 3) return { slope: Number.NaN, standardError: Number.POSITIVE_INFINITY, scale: Number.NaN, z: 0, points };
+  const slope = sxy / sxx;
+  const scale = residualScale(series.times, series.values, start, end, slope, series.segments);
+  return { slope, standardError: scale / Math.sqrt(sxx), scale, z: Number.NaN, points };
+}
+
+/** Least-squares slopes of the first and the second half (by time) of `series[start..end)`; null with fewer than 4 points in a half. */
+export function halves(series: Series, start = 0, end = series.length): Halves | null {
+  if (end - start < 8) return null;
+  const mid = ((series.times[start] as number) + (series.times[end - 1] as number)) / 2;
+  let split = start;
+  while (split < end && (series.times[split] as number) < mid) split++;
+  if (split - start < 4 || end - split < 4) return null;
+  return { first: leastSquaresSlope(series, start, split), second: leastSquaresSlope(series, split, end) };
+}
+
+/** Index of the first point of the last segment of a series. */
+export function lastSegmentStart(series: Series): number {
+  let from = series.length - 1;
+  while (from > 0 && series.segments[from - 1] === series.segments[series.length - 1]) from--;
+  return Math.max(0, from);
+}
+
+/**
+ * True when growth slows down significantly: the later slope is below `ratio`
+ * times the earlier one and the gap is more than `z` standard errors. This is
+ * how a cache warming up (an exponential approach to a plateau) differs from a
+ * leak (a straight line).
+ */
+export function slowsDown(earlier: SlopeFit, later: SlopeFit, ratio: number, z: number): boolean {
+  if (!(earlier.slope > 0)) return false;
+  const gap = earlier.slope - (Number.isFinite(later.slope) ? later.slope : 0);
+  const error = Math.hypot(earlier.standardError, later.standardError);
+  return later.slope < ratio * earlier.slope && gap > z * error;
+}
+
+/**
+ * How much a series bulges above its straight line in the middle: the median
+ * residual (around `slope`, one intercept per segment) of the middle third of
+ * `series[start..end)` minus the mean of the first and last thirds', with its
+ * standard error. Positive and significant: the curve bends down (a warm-up
+ * saturating); about 0: a straight line (a leak); negative: it bends up (a
+ * leak that started inside the span). Levels, not slopes: far more power than
+ * comparing the slopes of two halves. null with fewer than 3 points a third.
+ */
+export function bulge(series: Series, slope: number, start = 0, end = series.length): { bulge: number; error: number } | null {
+  const n = end - start;
+  if (n < 9) return null;
+  const residuals = new Float64Array(n);
+  for (let i = start; i < end; i++) residuals[i - start] = (series.values[i] as number) - slope * (series.times[i] as number);
+  // one intercept per segment: the median residual of the segment
+  for (let from = 0; from < n; ) {
+    let to = from + 1;
+    while (to < n && series.segments[start + to] === series.segments[start + from]) to++;
+    const centre = medianInPlace(residuals.slice(from, to));
+    for (let i = from; i < to; i++) residuals[i] = (residuals[i] as number) - centre;
+    from = to;
+  }
+  const t0 = series.times[start] as number;
+  const span = (series.times[end - 1] as number) - t0;
+  const thirds: number[][] = [[], [], []];
+  for (let i = 0; i < n; i++) {
+    const k = Math.min(2, Math.floor((3 * ((series.times[start + i] as number) - t0)) / (span || 1)));
+    (thirds[k] as number[]).push(residuals[i] as number);
+  }
+  if (thirds.some((third) => third.length < 3)) return null;
+  const [first, middle, last] = thirds.map((third) => medianInPlace(Float64Array.from(third))) as [number, number, number];
+  const scale = 1.4826 * medianInPlace(residuals.map(Math.abs));
+  // a median of k points has about 1.25 sigma / sqrt(k) of error
+  const [e1, e2, e3] = thirds.map((third) => (1.2533 * scale) / Math.sqrt(third.length)) as [number, number, number];
+  return { bulge: middle - (first + last) / 2, error: Math.sqrt(e2 * e2 + (e1 * e1 + e3 * e3) / 4) };
+}

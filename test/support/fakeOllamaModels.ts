@@ -1,0 +1,121 @@
+/**
+ * Model facts and memory accounting of the fake Ollama server.
+ *
+ * A loaded runner costs weights (the GGUF file) + KV cache + fixed buffers,
+ * the formula in ../shared/README.md (Ollama section): KV = 2 x block_count x
+ * head_count_kv x (embedding_length / head_count) x n_ctx x 2 bytes (f16).
+ * The fake then multiplies by a per-model `bias` (default derived from the
+ * name, 1.04-1.22), because the real server never matches anyone's estimate
+ * exactly and a governor has to learn the correction from `/api/ps`.
+ */
+import { createHash } from 'node:crypto';
+
+export interface FakeModelSpec {
+  /** Full tag, e.g. `llama3.1:8b`; a name without tag means `:latest`. */
+  name: string;
+  /** GGUF architecture: the prefix of the `model_info` keys (`llama`, `gemma3`, `qwen2`, `nomic-bert`...). */
+  arch: string;
+  parameterCount: number;
+  /** `details.quantization_level`: Q4_K_M, Q8_0, F16... */
+  quantization: string;
+  blockCount: number;
+  headCount: number;
+  headCountKv: number;
+  embeddingLength: number;
+  /** Trained context (`<arch>.context_length`). */
+  contextLength: number;
+  /** GGUF file size = weight bytes. */
+  fileSizeBytes: number;
+  /** Fixed compute/graph buffers; default 512 MiB (Ollama: 0.5-1 GiB). */
+  overheadBytes?: number;
+  /** Real size / documented estimate; default from the name (1.04-1.22). */
+  bias?: number;
+  /** An embedding model (`capabilities: ["embedding"]`). */
+  embedding?: boolean;
+}
+
+const GIB = 1024 ** 3;
+const MIB = 1024 ** 2;
+
+/** Bytes per parameter of common GGUF quantizations (../shared/README.md). */
+export const BYTES_PER_PARAMETER: Record<string, number> = {
+  F16: 2.0,
+  Q8_0: 1.0625,
+  Q6_K: 0.82,
+  Q5_K_M: 0.71,
+  Q4_K_M: 0.61,
+  Q4_0: 0.5625,
+};
+
+/** `x` → `x:latest`, the way Ollama resolves a name without tag. */
+export function normalizeModelName(name: string): string {
+  const lastSegment = name.slice(name.lastIndexOf('/') + 1);
+  return lastSegment.includes(':') ? name : `${name}:latest`;
+}
+
+/** Deterministic bias in [1.04, 1.22] from the model name. */
+export function defaultBias(name: string): number {
+  const byte = createHash('sha256').update(name).digest()[0] ?? 0;
+  return 1.04 + (byte / 255) * 0.18;
+}
+
+/** KV cache bytes at f16 for `numCtx` tokens. */
+export function kvCacheBytes(spec: FakeModelSpec, numCtx: number): number {
+  const headDim = spec.embeddingLength / spec.headCount;
+  return 2 * spec.blockCount * spec.headCountKv * headDim * numCtx * 2;
+}
+
+/** The documented estimate (what a careful client would compute), without the fake's bias. */
+export function documentedEstimateBytes(spec: FakeModelSpec, numCtx: number): number {
+  return spec.fileSizeBytes + kvCacheBytes(spec, numCtx) + (spec.overheadBytes ?? 512 * MIB);
+}
+
+/** What the fake server says the runner really takes (`/api/ps` `size`). */
+export function runnerSizeBytes(spec: FakeModelSpec, numCtx: number): number {
+  return Math.round(documentedEstimateBytes(spec, numCtx) * (spec.bias ?? defaultBias(spec.name)));
+}
+
+/** Go's `format.HumanBytes2`, as Ollama prints sizes in its errors ("4.6 GiB"). */
+export function humanBytes2(bytes: number): string {
+  if (bytes >= GIB) return `${(bytes / GIB).toFixed(1)} GiB`;
+  if (bytes >= MIB) return `${(bytes / MIB).toFixed(1)} MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${bytes} B`;
+}
+
+/** `8.0B`, `567.0M`: Ollama's `details.parameter_size`. */
+export function parameterSize(count: number): string {
+  return count >= 1e9 ? `${(count / 1e9).toFixed(1)}B` : `${(count / 1e6).toFixed(1)}M`;
+}
+
+/** A spec from the architecture numbers and a quantization, with the file size derived. */
+export function modelSpec(base: Omit<FakeModelSpec, 'fileSizeBytes'> & { fileSizeBytes?: number }): FakeModelSpec {
+  const perParameter = BYTES_PER_PARAMETER[base.quantization] ?? 1;
+  return { ...base, name: normalizeModelName(base.name), fileSizeBytes: base.fileSizeBytes ?? Math.round(base.parameterCount * perParameter) };
+}
+
+const llama8b = { arch: 'llama', parameterCount: 8.03e9, blockCount: 32, headCount: 32, headCountKv: 8, embeddingLength: 4096, contextLength: 131_072 };
+const gemma4b = { arch: 'gemma3', parameterCount: 4.3e9, blockCount: 34, headCount: 8, headCountKv: 4, embeddingLength: 2560, contextLength: 131_072 };
+const gemma1b = { arch: 'gemma3', parameterCount: 1.0e9, blockCount: 26, headCount: 4, headCountKv: 1, embeddingLength: 1152, contextLength: 32_768 };
+const qwenHalf = { arch: 'qwen2', parameterCount: 494e6, blockCount: 24, headCount: 14, headCountKv: 2, embeddingLength: 896, contextLength: 32_768 };
+
+/** Models Meetily users actually run, with their real shapes (from their GGUF headers). */
+export const DEFAULT_FAKE_MODELS: readonly FakeModelSpec[] = [
+  modelSpec({ name: 'llama3.1:8b', quantization: 'Q4_K_M', ...llama8b }),
+  modelSpec({ name: 'llama3.1:8b-instruct-q8_0', quantization: 'Q8_0', ...llama8b }),
+  modelSpec({ name: 'gemma3:4b', quantization: 'Q4_K_M', ...gemma4b }),
+  modelSpec({ name: 'gemma3:1b', quantization: 'Q4_K_M', ...gemma1b }),
+  modelSpec({ name: 'qwen2.5:0.5b', quantization: 'Q4_K_M', ...qwenHalf }),
+  modelSpec({
+    name: 'nomic-embed-text:latest',
+    arch: 'nomic-bert',
+    quantization: 'F16',
+    parameterCount: 137e6,
+    blockCount: 12,
+    headCount: 12,
+    headCountKv: 12,
+    embeddingLength: 768,
+    contextLength: 2048,
+    embedding: true,
+  }),
+];
