@@ -29,7 +29,6 @@ import { Subject, from, map } from 'rxjs';
 import { leaksSchema } from '../src/app/schema/leaks.js';
 import type { LeakDetected, LeakEvent } from '../src/model.js';
 import { leakTrend, type LeakReset } from '../src/operators/leakTrend.js';
-import { BucketFloor } from '../src/operators/trend/bucketMinima.js';
 import { mannKendall } from '../src/operators/trend/mannKendall.js';
 import { medianInPlace } from '../src/operators/trend/median.js';
 import { theilSenSlope } from '../src/operators/trend/theilSen.js';
@@ -89,24 +88,22 @@ function* every5min(trace: LeakTrace): Generator<{ at: number; end: number }> {
 
 /** node-memwatch: minima of 2-minute buckets rising 5 times in a row. */
 function runMemwatch(trace: LeakTrace): Run {
-  const bucket = new BucketFloor();
   const minima: number[] = [];
   const alarms: number[] = [];
+  let bucket = Number.NaN;
   let lowest = Infinity;
-  let start = Number.NaN;
   for (let i = 0; i < trace.times.length; i++) {
     const at = trace.times[i] as number;
     const b = Math.floor(at / (2 * MINUTE));
-    if (b !== start && bucket.count > 0) {
-      minima.push(lowest);
-      const k = minima.length;
-      if (k >= 6 && minima.slice(k - 6).every((v, j, a) => j === 0 || v > (a[j - 1] as number))) alarms.push(at);
-      bucket.reset(b);
+    if (b !== bucket) {
+      if (!Number.isNaN(bucket)) {
+        minima.push(lowest);
+        const last6 = minima.slice(-6);
+        if (last6.length === 6 && last6.every((v, j) => j === 0 || v > (last6[j - 1] as number))) alarms.push(at);
+      }
+      bucket = b;
       lowest = Infinity;
     }
-    if (bucket.count === 0) bucket.reset(b);
-    start = b;
-    bucket.add(trace.values[i] as number);
     lowest = Math.min(lowest, trace.values[i] as number);
   }
   return { alarms };

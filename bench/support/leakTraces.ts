@@ -155,7 +155,8 @@ export const HOLDOUT: SetParams = {
   batchAllocMs: [2 * MINUTE, 11 * MINUTE],
   batchPeriodMs: [25 * MINUTE, 120 * MINUTE],
   leakRates: [10 * MB, 30 * MB, 100 * MB, 600 * MB],
-  seedBase: 900_000,
+  // 900_000 was hold-out v1 (looked at while developing, see docs/leaks.md); this set was run only for the final numbers
+  seedBase: 7_340_000,
   negativeSeeds: 6,
   positiveSeeds: 2,
 };
