@@ -255,7 +255,7 @@ function report(result: SetResult, params: SetParams): string[] {
     const cells = RATES.map((rate) => {
       const of = os_.filter((o) => o.trace.leakRateBytesPerHour === rate);
       const delays = of.filter((o) => o.kind === 'TP').map((o) => o.delayMin as number);
-      return `${delays.length}/${of.length}, ${fmt(median(delays))} / ${fmt(Math.max(...delays, Number.NaN))}`;
+      return `${delays.length}/${of.length}, ${fmt(median(delays))} / ${fmt(delays.length ? Math.max(...delays) : Number.NaN)}`;
     });
     lines.push(`| ${detector.name} | ${count('TP')} | ${count('FP')} | ${count('FN')} | ${count('TN')} | ${fmt((100 * negFp) / negatives, 1)}% | ${cells.join(' | ')} |`);
   }
