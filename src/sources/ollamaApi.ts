@@ -307,6 +307,8 @@ export interface ModelCatalog {
   facts(model: string): Promise<ModelFacts | null>;
   /** Cached facts only, without asking Ollama. */
   cachedFacts(model: string): ModelFacts | undefined;
+  /** Why the last `facts(model)` came back empty (null after a success). */
+  factsError(model: string): unknown;
   /** Pulled tags (cached); the last good list, or null, when they cannot be read. */
   tags(): Promise<TagInfo[] | null>;
   cachedTags(): TagInfo[] | null;
@@ -328,6 +330,7 @@ export function createModelCatalog(api: Pick<OllamaApi, 'show' | 'list'>, option
   const perf = { now: () => scheduler.now() + 1 };
   const facts = new LRUCache<string, ModelFacts>({ max: 256, ttl: options.factsTtlMs ?? 10 * 60_000, ttlResolution: 0, perf });
   const factsInFlight = new Map<string, Promise<ModelFacts | null>>();
+  const factsErrors = new LRUCache<string, { error: unknown }>({ max: 256 });
   let tags: { atMs: number; value: TagInfo[] } | null = null;
   let tagsInFlight: Promise<TagInfo[] | null> | null = null;
 
@@ -341,10 +344,12 @@ export function createModelCatalog(api: Pick<OllamaApi, 'show' | 'list'>, option
           .show(model)
           .then((value) => {
             facts.set(model, value);
+            factsErrors.delete(model);
             return value;
           })
           .catch((error: unknown) => {
             options.onError(`show ${model}`, error);
+            factsErrors.set(model, { error });
             return null;
           })
           .finally(() => factsInFlight.delete(model));
@@ -353,6 +358,7 @@ export function createModelCatalog(api: Pick<OllamaApi, 'show' | 'list'>, option
       return pending;
     },
     cachedFacts: (model) => facts.get(model),
+    factsError: (model) => factsErrors.get(model)?.error ?? null,
     tags() {
       if (tags && scheduler.now() - tags.atMs < tagsTtlMs) return Promise.resolve(tags.value);
       tagsInFlight ??= api

@@ -41,7 +41,7 @@ import { estimateModelMemory, SizeCorrection, splitMapped, weightsBytes } from '
 import { normalizeModelName } from '../operators/models/quantization.js';
 import { presetFor } from '../operators/pressureThresholds.js';
 import { pressureResponse, type PressureDirective } from '../operators/pressureResponse.js';
-import { createModelCatalog, pollPs, type OllamaApi, type PsSnapshot } from '../sources/ollamaApi.js';
+import { OllamaApiError, createModelCatalog, pollPs, type OllamaApi, type PsSnapshot } from '../sources/ollamaApi.js';
 import { GovernorError, type Admission, type AdmissionRequest, type GovernorAction, type ModelEndpoint, type ModelGovernor } from './governorApi.js';
 
 export interface ModelGovernorOptions {
@@ -380,6 +380,14 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
       return { kind: 'wait', reason: `a free slot (models.maxConcurrent ${cfg.maxConcurrent})`, hold: false };
     }
     const [facts, tags] = await Promise.all([catalog.facts(p.model), catalog.tags()]);
+    // A model we cannot size while Ollama does not answer would be admitted blind and could break the
+    // budget once Ollama is back: refuse for now (the request would fail upstream anyway). A model Ollama
+    // says does not exist goes through, so the client gets Ollama's own 404.
+    const factsError = facts ? null : catalog.factsError(p.model);
+    if (factsError instanceof OllamaApiError && factsError.code !== 'MEMTIDE_ERR_OLLAMA_NOT_FOUND' && !entries.has(p.model) && !cfg.observeOnly) {
+      const message = `cannot size ${p.model} for the memory budget: ${factsError.message}`;
+      return { kind: 'fail', error: governorError('MEMTIDE_ERR_GOVERNOR_HELD', message, 503, cfg.pollIntervalMs * 2) };
+    }
     for (let round = 0; ; round += 1) {
       if (p.settled || stopped || !config) return { kind: 'wait', reason: 'cancelled', hold: false };
       const decision = planAdmission({
