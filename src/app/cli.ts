@@ -10,6 +10,7 @@ import { analyzeCommand, analyzeHelp } from './commands/analyze.js';
 import { configCommand, configHelp } from './commands/config.js';
 import { modelsCommand, modelsHelp } from './commands/models.js';
 import { proxyCommand, proxyHelp } from './commands/proxy.js';
+import { reportCommand, reportHelp } from './commands/report.js';
 import { transcribeCommand, transcribeHelp } from './commands/transcribe.js';
 import { exportCommand, exportHelp, historyCommand, historyHelp } from './commands/history.js';
 import { runCommand, runHelp } from './commands/run.js';
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, { run: Command; help: string; summary: string }> 
   models: { run: modelsCommand, help: modelsHelp, summary: 'list, unload, pin or unpin Ollama models of a running memtide' },
   transcribe: { run: transcribeCommand, help: transcribeHelp, summary: 'transcribe audio files in bounded chunks (JSON lines)' },
   analyze: { run: analyzeCommand, help: analyzeHelp, summary: 'replay a trace CSV: leaks, pressure, alerts' },
+  report: { run: reportCommand, help: reportHelp, summary: 'memory report from history: trends, pressure, leak suspects, alerts, suggestions (md, html, json)' },
   config: { run: configCommand, help: configHelp, summary: 'print the effective config or its JSON Schema' },
 };
 
