@@ -88,17 +88,20 @@ describe('model routes', () => {
     expect((await fetch(`${server.url}/api/models/x/unload`, { headers: auth })).status).toBe(405);
   });
 
-  it('answers a governor refusal with its status and Retry-After, an Ollama 404 with 404', async () => {
+  it('answers an unknown model with 404, a governor refusal with its status and Retry-After, an Ollama 404 with 404', async () => {
     const auth = { authorization: `Bearer ${server.token}` };
     governor.unloadError = new GovernorError('MEMTIDE_ERR_GOVERNOR_STOPPED', 'the model governor is stopped', 503, 4000);
-    const stopped = await fetch(`${server.url}/api/models/a/unload`, { method: 'POST', headers: auth });
+    const notLoaded = await fetch(`${server.url}/api/models/a/unload`, { method: 'POST', headers: auth });
+    expect(notLoaded.status).toBe(404);
+    expect(await notLoaded.json()).toMatchObject({ code: 'MEMTIDE_ERR_MODEL_NOT_LOADED' });
+    const stopped = await fetch(`${server.url}/api/models/llama3.1:8b/unload`, { method: 'POST', headers: auth });
     expect(stopped.status).toBe(503);
     expect(stopped.headers.get('retry-after')).toBe('4');
     expect(await stopped.json()).toMatchObject({ code: 'MEMTIDE_ERR_GOVERNOR_STOPPED' });
-    governor.unloadError = Object.assign(new Error('model "a" not found'), { status: 404, code: 'MEMTIDE_ERR_OLLAMA_NOT_FOUND' });
-    const missing = await fetch(`${server.url}/api/models/a/unload`, { method: 'POST', headers: auth });
+    governor.unloadError = Object.assign(new Error('model "llama3.1:8b" not found'), { status: 404, code: 'MEMTIDE_ERR_OLLAMA_NOT_FOUND' });
+    const missing = await fetch(`${server.url}/api/models/llama3.1:8b/unload`, { method: 'POST', headers: auth });
     expect(missing.status).toBe(404);
-    expect(await missing.json()).toMatchObject({ code: 'MEMTIDE_ERR_OLLAMA_NOT_FOUND', error: 'a: model "a" not found' });
+    expect(await missing.json()).toMatchObject({ code: 'MEMTIDE_ERR_OLLAMA_NOT_FOUND', error: 'llama3.1:8b: model "llama3.1:8b" not found' });
   });
 });
 

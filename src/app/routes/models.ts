@@ -65,6 +65,9 @@ export function modelRoutes(governor: ModelGovernor): RouteModule {
         async handler(req: IncomingMessage, res, params) {
           const name = validName(params.name ?? '');
           req.resume();
+          if (!governor.list().some((m) => m.name === name)) {
+            throw new HttpError(404, 'MEMTIDE_ERR_MODEL_NOT_LOADED', `model "${name}" is not loaded (see GET /api/models)`);
+          }
           try {
             await governor.unload(name);
           } catch (error) {
