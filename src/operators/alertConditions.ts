@@ -2,6 +2,7 @@ import {
   Subject,
   asyncScheduler,
   defer,
+  filter,
   isObservable,
   map,
   merge,
@@ -118,6 +119,8 @@ interface State {
   clears: Map<string, LeakCleared>;
   models: readonly LoadedModel[];
   baselines: Map<string, Baseline>;
+  /** `baselines` as the plain record recommendations read; rebuilt only after a baseline changed (null). */
+  baselinesRecord: Record<string, Baseline> | null;
 }
 
 function processSignature(sample: MemorySample, component: string): string {
@@ -130,7 +133,10 @@ function processSignature(sample: MemorySample, component: string): string {
 function updateBaselines(state: State, sample: MemorySample, nowMs: number, engineComponent: string): void {
   const track = (key: string, bytes: number, signature: string): void => {
     const old = state.baselines.get(key);
-    if (!old || old.signature !== signature || bytes < old.bytes) state.baselines.set(key, { bytes, atMs: nowMs, signature });
+    if (!old || old.signature !== signature || bytes < old.bytes) {
+      state.baselines.set(key, { bytes, atMs: nowMs, signature });
+      state.baselinesRecord = null;
+    }
   };
   for (const [component, usage] of Object.entries(sample.components)) {
     track(component, growthBytesOf(usage), processSignature(sample, component));
@@ -173,106 +179,158 @@ function percentOf(part: number, whole: number): string {
   return `${Math.round((part / whole) * 1000) / 10}%`;
 }
 
+/** The text of a condition: built only when it is needed (see {@link Candidate}). */
+type Texts = Pick<Evaluated, 'title' | 'message' | 'recommendations'>;
+
+/**
+ * A rule's verdict on one condition before its text exists. Most evaluations
+ * change nothing (a condition that stays inactive, as most do on most
+ * samples, never needs its text), so the text — message strings, byte
+ * formatting, recommendations — is built by `texts` only when the condition
+ * is, or was, active.
+ */
+interface Candidate {
+  key: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  active: boolean;
+  component: string | null;
+  texts: () => Texts;
+}
+
+interface EngineCheck {
+  check: 'rss' | 'heap' | 'cpu';
+  what: string;
+  setting: string;
+  limit: (limits: AlertsConfig['engine']) => number | null;
+  value: (self: MemorySample['self']) => number;
+  text: (value: number) => string;
+}
+
+/** The engine's own limits: static, so a sample allocates none of this. */
+const ENGINE_CHECKS: readonly EngineCheck[] = [
+  { check: 'rss', what: 'RSS', setting: 'alerts.engine.maxRssBytes', limit: (l) => l.maxRssBytes, value: (s) => s.rssBytes, text: formatBytes },
+  { check: 'heap', what: 'V8 heap in use', setting: 'alerts.engine.maxHeapUsedBytes', limit: (l) => l.maxHeapUsedBytes, value: (s) => s.heapUsedBytes, text: formatBytes },
+  {
+    check: 'cpu',
+    what: 'CPU time of one sample',
+    setting: 'alerts.engine.maxSampleCpuMs',
+    limit: (l) => l.maxSampleCpuMs,
+    value: (s) => s.sampleCpuMs,
+    text: (v) => `${Math.round(v * 10) / 10} ms`,
+  },
+];
+
+const ENGINE_KEYS = { rss: 'engine:rss', heap: 'engine:heap', cpu: 'engine:cpu' } as const;
+
 /**
  * Evaluates every rule on the current state. Returns the conditions it knows
- * about, active or not (inactive ones carry the recovery text).
+ * about, active or not (inactive ones carry the recovery text), with their
+ * text deferred.
  */
-function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wasActive: (key: string) => boolean): Evaluated[] {
+function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wasActive: (key: string) => boolean): Candidate[] {
   const { alerts } = config;
   const engine = config.components.engine;
   const leaks = [...state.leaks.values()];
-  const rs: RecommendState = {
-    nowMs,
-    sample: state.sample,
-    pressure: state.pressure?.level ?? null,
-    models: state.models,
-    leaks,
-    baselines: Object.fromEntries(state.baselines),
-    preset: config.pressure.preset,
-    componentBudgets: alerts.componentBudgets,
-    sampling: config.sampling,
-    tunables: config.tunables ?? {},
-  };
-  const out: Evaluated[] = [];
+  // Built on first use: only the text of an active condition reads it.
+  let recommendState: RecommendState | null = null;
+  const rs = (): RecommendState =>
+    (recommendState ??= {
+      nowMs,
+      sample: state.sample,
+      pressure: state.pressure?.level ?? null,
+      models: state.models,
+      leaks,
+      baselines: (state.baselinesRecord ??= Object.fromEntries(state.baselines)),
+      preset: config.pressure.preset,
+      componentBudgets: alerts.componentBudgets,
+      sampling: config.sampling,
+      tunables: config.tunables ?? {},
+    });
+  const out: Candidate[] = [];
   const sample = state.sample;
 
   // Pressure.
   const change = state.pressure;
   if (change) {
     const active = change.level !== 'low' && levelRank(change.level) >= levelRank(alerts.pressureMinLevel);
-    const available = sample ? ` ${formatBytes(sample.system.availableBytes)} of ${formatBytes(sample.system.totalBytes)} available.` : '';
-    const why = change.reasons.length ? `: ${change.reasons.join('; ')}` : '';
     out.push({
       key: 'pressure',
       kind: 'pressure',
       severity: change.level === 'low' ? 'info' : PRESSURE_SEVERITY[change.level],
       active,
       component: null,
-      title: active ? `Memory pressure ${change.level}` : `Memory pressure back to ${change.level}`,
-      message: active ? `Memory pressure is ${change.level}${why}.${available}` : `Memory pressure fell to ${change.level}${why}.${available}`,
-      recommendations: active ? recommendForPressure(rs) : [],
+      texts: () => {
+        const available = sample ? ` ${formatBytes(sample.system.availableBytes)} of ${formatBytes(sample.system.totalBytes)} available.` : '';
+        const why = change.reasons.length ? `: ${change.reasons.join('; ')}` : '';
+        return {
+          title: active ? `Memory pressure ${change.level}` : `Memory pressure back to ${change.level}`,
+          message: active ? `Memory pressure is ${change.level}${why}.${available}` : `Memory pressure fell to ${change.level}${why}.${available}`,
+          recommendations: active ? recommendForPressure(rs()) : [],
+        };
+      },
     });
   }
 
   // Leaks and projected exhaustion.
   for (const leak of leaks) {
-    const usage = sample?.components[leak.component];
-    const now = usage ? ` It uses ${formatBytes(footprintOf(usage))} now.` : '';
-    const rate = `${formatBytes(leak.slopeBytesPerHour)}/h`;
+    const rate = (): string => `${formatBytes(leak.slopeBytesPerHour)}/h`;
     out.push({
       key: `leak:${leak.component}`,
       kind: 'leak',
       severity: 'warning',
       active: true,
       component: leak.component,
-      title: `${leak.component} is leaking memory`,
-      message: `${leak.component} grows steadily at about ${rate} (confidence ${Math.round(leak.confidence * 100)}%).${now}`,
-      recommendations: recommendForLeak(rs, leak),
+      texts: () => {
+        const usage = sample?.components[leak.component];
+        const now = usage ? ` It uses ${formatBytes(footprintOf(usage))} now.` : '';
+        return {
+          title: `${leak.component} is leaking memory`,
+          message: `${leak.component} grows steadily at about ${rate()} (confidence ${Math.round(leak.confidence * 100)}%).${now}`,
+          recommendations: recommendForLeak(rs(), leak),
+        };
+      },
     });
     const projected = leak.projectedExhaustionMs;
     const remaining = projected === null ? null : projected - nowMs;
     const soon = remaining !== null && remaining <= alerts.exhaustionHorizonMs;
-    if (soon || wasActive(`exhaustion:${leak.component}`)) {
-      // Whole minutes: the text (and so the condition) changes once a minute, not with every sample.
-      const minutes = Math.max(0, Math.ceil((remaining ?? 0) / 60_000)) * 60_000;
+    const key = `exhaustion:${leak.component}`;
+    if (soon || wasActive(key)) {
       out.push({
-        key: `exhaustion:${leak.component}`,
+        key,
         kind: 'exhaustion',
         severity: 'critical',
         active: soon,
         component: leak.component,
-        title: soon ? `${leak.component} will exhaust memory` : `${leak.component} no longer projected to exhaust memory`,
-        message: soon
-          ? `At about ${rate}, ${leak.component} would exhaust available memory in about ${formatDuration(minutes)} (at ${new Date(projected ?? nowMs).toISOString()}).`
-          : `${leak.component} is no longer projected to exhaust memory within ${formatDuration(alerts.exhaustionHorizonMs)}.`,
-        recommendations: soon ? recommendForExhaustion(rs, leak) : [],
+        texts: () => {
+          // Whole minutes: the text (and so the condition) changes once a minute, not with every sample.
+          const minutes = Math.max(0, Math.ceil((remaining ?? 0) / 60_000)) * 60_000;
+          return {
+            title: soon ? `${leak.component} will exhaust memory` : `${leak.component} no longer projected to exhaust memory`,
+            message: soon
+              ? `At about ${rate()}, ${leak.component} would exhaust available memory in about ${formatDuration(minutes)} (at ${new Date(projected ?? nowMs).toISOString()}).`
+              : `${leak.component} is no longer projected to exhaust memory within ${formatDuration(alerts.exhaustionHorizonMs)}.`,
+            recommendations: soon ? recommendForExhaustion(rs(), leak) : [],
+          };
+        },
       });
     }
   }
   for (const clear of state.clears.values()) {
     if (state.leaks.has(clear.component)) continue;
-    const text = `${clear.component} stopped leaking: ${clear.reason}.`;
-    for (const kind of ['leak', 'exhaustion'] as const) {
-      out.push({
-        key: `${kind}:${clear.component}`,
-        kind,
-        severity: kind === 'leak' ? 'warning' : 'critical',
-        active: false,
-        component: clear.component,
-        title: `${clear.component} stopped leaking`,
-        message: text,
-        recommendations: [],
-      });
-    }
+    const texts = (): Texts => ({ title: `${clear.component} stopped leaking`, message: `${clear.component} stopped leaking: ${clear.reason}.`, recommendations: [] });
+    out.push({ key: `leak:${clear.component}`, kind: 'leak', severity: 'warning', active: false, component: clear.component, texts });
+    out.push({ key: `exhaustion:${clear.component}`, kind: 'exhaustion', severity: 'critical', active: false, component: clear.component, texts });
   }
 
   if (sample) {
     // Component budgets.
-    for (const [component, budget] of Object.entries(alerts.componentBudgets)) {
+    for (const component in alerts.componentBudgets) {
+      if (!Object.hasOwn(alerts.componentBudgets, component)) continue;
+      const budget = alerts.componentBudgets[component] as number;
       const key = `budget:${component}`;
       const usage = sample.components[component];
       const bytes = usage ? footprintOf(usage) : 0;
-      const measure = usage?.pssBytes != null ? 'PSS' : 'RSS';
       const active = overLimit(bytes, budget, wasActive(key), alerts.clearMarginPercent);
       out.push({
         key,
@@ -280,30 +338,30 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
         severity: 'warning',
         active,
         component,
-        title: active ? `${component} over its memory budget` : `${component} back within its memory budget`,
-        message: active
-          ? bytes > budget
-            ? `${component} uses ${formatBytes(bytes)} (${measure}), ${formatBytes(bytes - budget)} over its ${formatBytes(budget)} budget.`
-            : `${component} uses ${formatBytes(bytes)} (${measure}), just under its ${formatBytes(budget)} budget; it clears below ${formatBytes(budget * (1 - alerts.clearMarginPercent / 100))}.`
-          : usage
-            ? `${component} uses ${formatBytes(bytes)} (${measure}) of its ${formatBytes(budget)} budget.`
-            : `${component} is not running.`,
-        recommendations: active ? recommendForBudget(rs, component) : [],
+        texts: () => {
+          const measure = usage?.pssBytes != null ? 'PSS' : 'RSS';
+          return {
+            title: active ? `${component} over its memory budget` : `${component} back within its memory budget`,
+            message: active
+              ? bytes > budget
+                ? `${component} uses ${formatBytes(bytes)} (${measure}), ${formatBytes(bytes - budget)} over its ${formatBytes(budget)} budget.`
+                : `${component} uses ${formatBytes(bytes)} (${measure}), just under its ${formatBytes(budget)} budget; it clears below ${formatBytes(budget * (1 - alerts.clearMarginPercent / 100))}.`
+              : usage
+                ? `${component} uses ${formatBytes(bytes)} (${measure}) of its ${formatBytes(budget)} budget.`
+                : `${component} is not running.`,
+            recommendations: active ? recommendForBudget(rs(), component) : [],
+          };
+        },
       });
     }
 
     // The engine's own health.
     const self = sample.self;
-    const limits = alerts.engine;
-    const checks: { check: 'rss' | 'heap' | 'cpu'; value: number; limit: number | null; text: (v: number) => string; setting: string }[] = [
-      { check: 'rss', value: self.rssBytes, limit: limits.maxRssBytes, text: formatBytes, setting: 'alerts.engine.maxRssBytes' },
-      { check: 'heap', value: self.heapUsedBytes, limit: limits.maxHeapUsedBytes, text: formatBytes, setting: 'alerts.engine.maxHeapUsedBytes' },
-      { check: 'cpu', value: self.sampleCpuMs, limit: limits.maxSampleCpuMs, text: (v) => `${Math.round(v * 10) / 10} ms`, setting: 'alerts.engine.maxSampleCpuMs' },
-    ];
-    const what = { rss: 'RSS', heap: 'V8 heap in use', cpu: 'CPU time of one sample' } as const;
-    for (const { check, value, limit, text, setting } of checks) {
-      const key = `engine:${check}`;
+    for (const { check, what, setting, limit: limitOf, value: valueOf, text } of ENGINE_CHECKS) {
+      const limit = limitOf(alerts.engine);
       if (limit === null) continue;
+      const key = ENGINE_KEYS[check];
+      const value = valueOf(self);
       const active = overLimit(value, limit, wasActive(key), alerts.clearMarginPercent);
       out.push({
         key,
@@ -311,28 +369,32 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
         severity: 'warning',
         active,
         component: engine,
-        title: active ? `memtide ${what[check]} above its limit` : `memtide ${what[check]} back within its limit`,
-        message: `The engine process (pid ${self.pid}): ${what[check]} ${text(value)}, ${active ? 'above' : 'within'} ${setting} ${text(limit)}${
-          check === 'rss' ? ` (${percentOf(value, sample.system.totalBytes)} of memory)` : ''
-        }.`,
-        recommendations: active ? recommendForEngine(rs, check, engine) : [],
+        texts: () => ({
+          title: active ? `memtide ${what} above its limit` : `memtide ${what} back within its limit`,
+          message: `The engine process (pid ${self.pid}): ${what} ${text(value)}, ${active ? 'above' : 'within'} ${setting} ${text(limit)}${
+            check === 'rss' ? ` (${percentOf(value, sample.system.totalBytes)} of memory)` : ''
+          }.`,
+          recommendations: active ? recommendForEngine(rs(), check, engine) : [],
+        }),
       });
     }
   }
 
   // Sampling stalled.
-  const gap = nowMs - state.lastSampleMs;
+  const stalled = state.stalled;
   out.push({
     key: 'engine:stalled',
     kind: 'engine',
     severity: 'critical',
-    active: state.stalled,
+    active: stalled,
     component: engine,
-    title: state.stalled ? 'memtide sampling stalled' : 'memtide sampling resumed',
-    message: state.stalled
-      ? `No memory sample for ${formatDuration(gap)} (expected every ${formatDuration(config.sampling.intervalMs)}): memory is not being watched.`
-      : `Samples arrive again (every ${formatDuration(config.sampling.intervalMs)}).`,
-    recommendations: state.stalled ? recommendForEngine(rs, 'stalled', engine) : [],
+    texts: () => ({
+      title: stalled ? 'memtide sampling stalled' : 'memtide sampling resumed',
+      message: stalled
+        ? `No memory sample for ${formatDuration(nowMs - state.lastSampleMs)} (expected every ${formatDuration(config.sampling.intervalMs)}): memory is not being watched.`
+        : `Samples arrive again (every ${formatDuration(config.sampling.intervalMs)}).`,
+      recommendations: stalled ? recommendForEngine(rs(), 'stalled', engine) : [],
+    }),
   });
   return out;
 }
@@ -340,12 +402,71 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
 interface Emitted {
   active: boolean;
   severity: AlertSeverity;
-  fingerprint: string;
   last: Evaluated;
 }
 
-function fingerprint(c: Evaluated): string {
-  return JSON.stringify([c.title, c.message, c.recommendations, c.component, c.kind]);
+/**
+ * Whether `a` and `b` serialise to the same JSON (plain data: strings,
+ * numbers, booleans, null, arrays, objects), without serialising: the
+ * condition's fingerprint was its JSON, compared on every active evaluation.
+ * Follows JSON's rules: key order counts, `undefined` properties are left
+ * out (null in arrays), non-finite numbers are null.
+ */
+export function sameJson(a: unknown, b: unknown, inArray = false): boolean {
+  if (a === b) return typeof a !== 'number' || Number.isFinite(a);
+  const na = jsonLeaf(a, inArray);
+  const nb = jsonLeaf(b, inArray);
+  if (na !== NOT_LEAF || nb !== NOT_LEAF) return na === nb;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], bb[i], true)) return false;
+    return true;
+  }
+  const ka = jsonKeys(a as Record<string, unknown>);
+  const kb = jsonKeys(b as Record<string, unknown>);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) {
+    const key = ka[i] as string;
+    if (key !== kb[i] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false;
+  }
+  return true;
+}
+
+const NOT_LEAF = Symbol('object');
+const OMITTED = Symbol('omitted');
+
+/** A primitive as JSON sees it (objects and arrays: NOT_LEAF). */
+function jsonLeaf(v: unknown, inArray: boolean): unknown {
+  if (v === null) return null;
+  switch (typeof v) {
+    case 'object':
+      return NOT_LEAF;
+    case 'number':
+      return Number.isFinite(v) ? v : null;
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return inArray ? null : OMITTED;
+    default:
+      return v;
+  }
+}
+
+function jsonKeys(o: Record<string, unknown>): string[] {
+  return Object.keys(o).filter((k) => jsonLeaf(o[k], false) !== OMITTED);
+}
+
+/** Same as the last emitted state: no new notification (what the JSON fingerprint compared). */
+function sameCondition(previous: Evaluated, next: Evaluated): boolean {
+  return (
+    previous.title === next.title &&
+    previous.message === next.message &&
+    previous.component === next.component &&
+    previous.kind === next.kind &&
+    sameJson(previous.recommendations, next.recommendations)
+  );
 }
 
 /**
@@ -393,6 +514,7 @@ export function alertConditions(
         clears: new Map(),
         models: [],
         baselines: new Map(),
+        baselinesRecord: null,
       };
       const emitted = new Map<string, Emitted>();
       let current: AlertConditionsConfig | undefined;
@@ -403,30 +525,29 @@ export function alertConditions(
       const publish = (): AlertCondition[] => {
         if (!current) return [];
         const nowMs = scheduler.now();
-        const evaluated = evaluate(state, current, nowMs, (key) => emitted.get(key)?.active === true);
+        const candidates = evaluate(state, current, nowMs, (key) => emitted.get(key)?.active === true);
         const out: AlertCondition[] = [];
         const seen = new Set<string>();
         const emit = (condition: Evaluated): void => {
-          if (condition.active) {
-            emitted.set(condition.key, { active: true, severity: condition.severity, fingerprint: fingerprint(condition), last: condition });
-          } else {
-            emitted.delete(condition.key);
-          }
-          out.push({ ...condition, atMs: nowMs });
+          if (condition.active) emitted.set(condition.key, { active: true, severity: condition.severity, last: condition });
+          else emitted.delete(condition.key);
+          const { key, kind, severity, active, component, title, message, recommendations } = condition;
+          out.push({ key, kind, severity, active, component, title, message, recommendations, atMs: nowMs });
         };
-        for (const condition of evaluated) {
-          if (seen.has(condition.key)) continue;
-          seen.add(condition.key);
-          const previous = emitted.get(condition.key);
-          if (!condition.active) {
-            if (previous?.active) emit(condition);
-            continue;
-          }
-          if (previous && previous.severity === condition.severity && previous.fingerprint === fingerprint(condition)) continue;
+        for (const candidate of candidates) {
+          if (seen.has(candidate.key)) continue;
+          seen.add(candidate.key);
+          const previous = emitted.get(candidate.key);
+          // Never active and still not: nothing to say, and no text to build.
+          if (!candidate.active && !previous?.active) continue;
+          const { key, kind, severity, active, component } = candidate;
+          const condition: Evaluated = { key, kind, severity, active, component, ...candidate.texts() };
+          if (active && previous && previous.severity === severity && sameCondition(previous.last, condition)) continue;
           emit(condition);
         }
         // Conditions no rule reports any more (a budget removed from the config, a component gone): clear them.
-        for (const [key, previous] of [...emitted]) {
+        // (Deleting the entry being visited is safe in a Map iteration.)
+        for (const [key, previous] of emitted) {
           if (seen.has(key) || !previous.active) continue;
           emit({
             ...previous.last,
@@ -481,7 +602,7 @@ export function alertConditions(
           case 'models': {
             const modelComponent = current?.tunables?.modelComponent ?? DEFAULT_MODEL_COMPONENT;
             // A model load or unload is a step, not growth: the baseline starts again.
-            if (modelNames(input.models) !== modelNames(state.models)) state.baselines.delete(modelComponent);
+            if (modelNames(input.models) !== modelNames(state.models) && state.baselines.delete(modelComponent)) state.baselinesRecord = null;
             state.models = input.models;
             break;
           }
@@ -503,6 +624,10 @@ export function alertConditions(
           map(onInput),
           tap({ complete: () => sourceDone.next() }),
         ),
-      ).pipe(mergeMap((conditions) => conditions));
+      ).pipe(
+        // Most inputs change nothing: an empty batch is dropped here, not subscribed to as an inner stream.
+        filter((conditions) => conditions.length > 0),
+        mergeMap((conditions) => conditions),
+      );
     });
 }

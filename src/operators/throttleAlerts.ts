@@ -2,6 +2,7 @@ import {
   Subject,
   asyncScheduler,
   defer,
+  filter,
   isObservable,
   map,
   merge,
@@ -163,31 +164,43 @@ export function throttleAlerts(
         }
       };
 
+      /** The deadline the running timer is armed for (null: none, or it has fired). */
+      let armedFor: number | null = null;
+
       /** Fires every deadline due at `nowMs` (in key order), then arms the timer for the next one. */
       const pump = (): Alert[] => {
         if (!current) return [];
         const cfg = current;
         const nowMs = scheduler.now();
         const out: Alert[] = [];
-        const keys = [...tracks.keys()].sort();
-        for (const key of keys) {
-          const track = tracks.get(key);
-          if (!track || deadlineOf(track, cfg) > nowMs) continue;
-          switch (track.phase) {
-            case 'pending':
-              track.phase = 'firing';
-              track.repeat = 0;
-              track.episodeMax = track.condition.severity;
-              out.push(fire(track, nowMs));
-              break;
-            case 'firing':
-              track.repeat += 1;
-              out.push(fire(track, nowMs));
-              break;
-            case 'recovering':
-              out.push(notify(track, 'resolved', nowMs));
-              tracks.delete(key);
-              break;
+        let due = false;
+        for (const track of tracks.values()) {
+          if (deadlineOf(track, cfg) <= nowMs) {
+            due = true;
+            break;
+          }
+        }
+        if (due) {
+          const keys = [...tracks.keys()].sort();
+          for (const key of keys) {
+            const track = tracks.get(key);
+            if (!track || deadlineOf(track, cfg) > nowMs) continue;
+            switch (track.phase) {
+              case 'pending':
+                track.phase = 'firing';
+                track.repeat = 0;
+                track.episodeMax = track.condition.severity;
+                out.push(fire(track, nowMs));
+                break;
+              case 'firing':
+                track.repeat += 1;
+                out.push(fire(track, nowMs));
+                break;
+              case 'recovering':
+                out.push(notify(track, 'resolved', nowMs));
+                tracks.delete(key);
+                break;
+            }
           }
         }
         let next: number | null = null;
@@ -195,7 +208,12 @@ export function throttleAlerts(
           const deadline = deadlineOf(track, cfg);
           if (next === null || deadline < next) next = deadline;
         }
-        wake.next(next === null ? null : Math.max(0, next - nowMs));
+        // Most conditions change text, not timing: a timer already armed for the same deadline stays
+        // (re-arming it on every condition was a timer teardown and setup per sample).
+        if (next !== armedFor) {
+          armedFor = next;
+          wake.next(next === null ? null : Math.max(0, next - nowMs));
+        }
         return out;
       };
 
@@ -254,7 +272,10 @@ export function throttleAlerts(
       return merge(
         wake.pipe(
           switchMap((delayMs) => (delayMs === null ? EMPTY : timer(delayMs, scheduler))),
-          map(pump),
+          map(() => {
+            armedFor = null;
+            return pump();
+          }),
           takeUntil(sourceDone),
         ),
         (isObservable(config) ? config : of(config)).pipe(map(onConfig), takeUntil(sourceDone)),
@@ -262,6 +283,10 @@ export function throttleAlerts(
           map(apply),
           tap({ complete: () => sourceDone.next() }),
         ),
-      ).pipe(mergeMap((alerts) => alerts));
+      ).pipe(
+        // Most inputs change nothing: an empty batch is dropped here, not subscribed to as an inner stream.
+        filter((alerts) => alerts.length > 0),
+        mergeMap((alerts) => alerts),
+      );
     });
 }
