@@ -8,6 +8,7 @@ import { actionsRoutes } from '../routes/actions.js';
 import { alertsRoutes } from '../routes/alerts.js';
 import { configRoutes } from '../routes/config.js';
 import { dashboardRoutes } from '../routes/dashboard.js';
+import { frontendMemoryRoutes } from '../routes/frontendMemory.js';
 import { historyCacheBytesOf, historyRoutes } from '../routes/history.js';
 import { metricsRoutes } from '../routes/metrics.js';
 import { modelRoutes } from '../routes/models.js';
@@ -138,6 +139,7 @@ export async function startRunner(args: string[], out: (text: string) => void): 
           actionsRoutes(),
           modelRoutes(governor),
           transcriptionRoutesWith(transcription),
+          frontendMemoryRoutes(),
           metricsRoutes({ historyCache, governor, alerts$: memtide.alerts$, transcription }),
         ],
       });
