@@ -63,7 +63,9 @@ export function computeVirtualRange(input: VirtualRangeInput): VirtualRange {
   // A viewport of h px starting anywhere intersects at most ceil(h / itemHeight) + 1 rows.
   const visibleCount = Math.ceil(viewportHeight / itemHeight) + 1;
   const firstVisible = Math.min(itemCount, Math.floor(scrollTop / itemHeight));
-  const lastVisibleExclusive = Math.min(itemCount, Math.ceil((scrollTop + viewportHeight) / itemHeight));
+  // A viewport of any positive height shows at least the row at its top (the division can underflow to 0).
+  const bottomRow = Math.ceil((scrollTop + viewportHeight) / itemHeight);
+  const lastVisibleExclusive = Math.min(itemCount, viewportHeight > 0 ? Math.max(bottomRow, firstVisible + 1) : bottomRow);
   const start = Math.max(0, firstVisible - overscan);
   const end = Math.min(itemCount, Math.max(lastVisibleExclusive, firstVisible) + overscan);
   return { start, end, offsetTop: start * itemHeight, totalHeight, visibleCount };
