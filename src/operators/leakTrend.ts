@@ -68,6 +68,7 @@ function settingsFor(config: LeakTrendConfig, component: string): WindowSettings
     resetSettleMs: config.resetSettleMs,
     gapResetMs: config.gapResetMs,
     params: {
+      bucketMs: config.bucketMs,
       windowMs: config.windowMs,
       minSpanMs: config.minSpanMs,
       batchToleranceMs: config.batchToleranceMs,

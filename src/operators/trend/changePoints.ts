@@ -22,7 +22,8 @@ import { theilSenSlope } from './theilSen.js';
  * Theil-Sen slopes within `contextMs` on each side (each side on its own, so
  * the step does not bias them). A steady leak, however fast, has no steps,
  * also across a gap where points were left out. Of neighbouring candidates
- * only the largest is kept: one load is one step.
+ * only the largest is kept: one load is one step. The context slopes use
+ * pairs at most `side` points apart, so another step nearby tilts them little.
  */
 export function findSteps(
   times: ArrayLike<number>,
@@ -57,14 +58,16 @@ export function findSteps(
     while (lo > 0 && (times[lo - 1] as number) >= (times[i - 1] as number) - contextMs) lo--;
     let hi = i + 1;
     while (hi < n && (times[hi] as number) <= (times[i] as number) + contextMs) hi++;
-    const left = i - lo >= 3 ? theilSenSlope(times, values, lo, i) : Number.NaN;
-    const right = hi - i >= 3 ? theilSenSlope(times, values, i, hi) : Number.NaN;
+    // pairs at most `side` points apart: another step in the context straddles few of them
+    const left = i - lo >= 3 ? theilSenSlope(times, values, lo, i, null, side) : Number.NaN;
+    const right = hi - i >= 3 ? theilSenSlope(times, values, i, hi, null, side) : Number.NaN;
     const sides = [left, right].filter((x) => Number.isFinite(x));
     const slope = sides.length === 0 ? 0 : sides.reduce((a, x) => a + x, 0) / sides.length;
     const e = shift - slope * gap;
     if (Math.abs(e) >= thresholdBytes) excess[i] = e;
   }
-  // non-maximum suppression: a shift is seen from every point near it; keep the largest
+  // non-maximum suppression: a shift is seen from every point near it; keep the largest, placed at the largest
+  // single move of the same sign nearby (the medians of the windows can straddle the step by a point)
   const jumps = new Float64Array(n);
   for (let i = 1; i < n; i++) {
     const e = Math.abs(excess[i] as number);
@@ -74,7 +77,18 @@ export function findSteps(
       const other = Math.abs(excess[k] as number);
       if (other > e || (other === e && k < i)) largest = false;
     }
-    if (largest) jumps[i] = excess[i] as number;
+    if (!largest) continue;
+    const sign = Math.sign(excess[i] as number);
+    let at = i;
+    let move = -Infinity;
+    for (let k = Math.max(1, i - side + 1); k <= Math.min(n - 1, i + side - 1); k++) {
+      const m = sign * ((values[k] as number) - (values[k - 1] as number));
+      if (m > move) {
+        move = m;
+        at = k;
+      }
+    }
+    if (jumps[at] === 0) jumps[at] = excess[i] as number;
   }
   return jumps;
 }
@@ -93,12 +107,21 @@ export function segmentsAt(jumps: ArrayLike<number>, n: number): Int32Array {
 /**
  * Points caught in the middle of a step (a load spread over two buckets: one
  * floor half-way up) sit at the edge of a segment, far from its level. Returns
- * false for such edge points (more than `thresholdBytes` from the median of
- * the next `side` points of their segment), true for the points to keep.
+ * false for such edge points (more than `thresholdBytes` from where the next
+ * `side` points of their segment put them, their trend included), true for
+ * the points to keep.
  */
-export function keepOutsideTransitions(values: ArrayLike<number>, segments: Int32Array, n: number, thresholdBytes: number, side = 4): boolean[] {
+export function keepOutsideTransitions(
+  times: ArrayLike<number>,
+  values: ArrayLike<number>,
+  segments: Int32Array,
+  n: number,
+  thresholdBytes: number,
+  side = 4,
+): boolean[] {
   const keep = new Array<boolean>(n).fill(true);
-  const scratch = new Float64Array(side);
+  const t = new Float64Array(side);
+  const v = new Float64Array(side);
   for (let i = 0; i < n; i++) {
     // only edges made by a step: the two ends of the whole series are no transition
     const first = i > 0 && segments[i - 1] !== segments[i];
@@ -106,8 +129,15 @@ export function keepOutsideTransitions(values: ArrayLike<number>, segments: Int3
     if (!first && !last) continue;
     for (const direction of first && last ? [1, -1] : first ? [1] : [-1]) {
       let count = 0;
-      for (let k = i + direction; k >= 0 && k < n && segments[k] === segments[i] && count < side; k += direction) scratch[count++] = values[k] as number;
-      if (count >= 2 && Math.abs((values[i] as number) - medianInPlace(scratch, 0, count)) > thresholdBytes) keep[i] = false;
+      for (let k = i + direction; k >= 0 && k < n && segments[k] === segments[i] && count < side; k += direction) {
+        t[count] = times[k] as number;
+        v[count] = values[k] as number;
+        count++;
+      }
+      if (count < 2) continue;
+      const slope = theilSenSlope(t, v, 0, count);
+      for (let k = 0; k < count; k++) v[k] = (v[k] as number) - slope * ((t[k] as number) - (times[i] as number));
+      if (Math.abs((values[i] as number) - medianInPlace(v, 0, count)) > thresholdBytes) keep[i] = false;
     }
   }
   return keep;

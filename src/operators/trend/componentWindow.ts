@@ -28,7 +28,10 @@ interface Reported {
 }
 
 const HOUR = 3_600_000;
-const MIN_CLEAR_SPAN_MS = 40 * 60_000;
+const MAX_REMEMBERED = 40;
+const PERSISTENT_FRACTION = 0.7;
+/** One evaluation looked back on per this many evaluation intervals of the detection's span. */
+const SPAN_PER_EVALUATION = 15;
 
 export class ComponentWindow {
   private readonly bucket = new BucketFloor();
@@ -38,11 +41,12 @@ export class ComponentWindow {
   private lastSampleMs = Number.NaN;
   private settleUntilMs = -Infinity;
   private lastEvaluatedBucketMs = -Infinity;
-  private positives = 0;
-  private zSum = 0;
+  /** Recent verdicts, newest last (1 = leak), and their z; bounded. */
+  private verdicts: number[] = [];
+  private zs: number[] = [];
   private negatives = 0;
   private reported: Reported | null = null;
-  /** Known loads/unloads inside the window: segment boundaries (bounded: older ones leave with the window). */
+  /** Known loads/unloads and restarts inside the window: segment boundaries (bounded: older ones leave with the window). */
   private boundaries: number[] = [];
 
   constructor(
@@ -98,8 +102,7 @@ export class ComponentWindow {
     this.boundaries = this.boundaries.filter((b) => b < atMs);
     this.boundaries.push(atMs);
     this.settleUntilMs = Math.max(this.settleUntilMs, atMs + s.resetSettleMs);
-    this.positives = 0;
-    this.zSum = 0;
+    this.forget();
   }
 
   /** Ends a reported leak without a sample (the component was ignored or detection switched off). */
@@ -114,8 +117,21 @@ export class ComponentWindow {
     this.boundaries = [];
     this.bucket.reset(Number.NaN);
     this.lastEvaluatedBucketMs = -Infinity;
-    this.positives = 0;
-    this.zSum = 0;
+    this.forget();
+  }
+
+  private forget(): void {
+    this.verdicts = [];
+    this.zs = [];
+  }
+
+  private remember(verdict: number, z: number): void {
+    this.verdicts.push(verdict);
+    this.zs.push(z);
+    if (this.verdicts.length > MAX_REMEMBERED) {
+      this.verdicts.shift();
+      this.zs.shift();
+    }
   }
 
   private evaluate(nowMs: number, availableBytes: number | null, s: WindowSettings): LeakEvent[] {
@@ -123,10 +139,10 @@ export class ComponentWindow {
     if (n > 0) this.boundaries = this.boundaries.filter((b) => b > (this.times[0] as number));
     const verdict = evaluateWindow(this.times, this.values, n, nowMs, s.params, this.reported?.clearSpanMs ?? null, this.boundaries);
     if (verdict.restart) {
-      this.ring.dropBefore(verdict.restart.atMs);
-      this.boundaries = this.boundaries.filter((b) => b > verdict.restart!.atMs);
-      this.positives = 0;
-      this.zSum = 0;
+      // the history stays, cut at the restart: a warm-up still bending before it keeps showing its bend
+      this.boundaries = this.boundaries.filter((b) => b < verdict.restart!.atMs);
+      this.boundaries.push(verdict.restart.atMs);
+      this.forget();
       this.negatives = 0;
       const cleared = this.drop(nowMs, `memory fell by ${formatBytes(verdict.restart.dropBytes)} below its floor (restart or unload)`);
       return cleared ? [cleared] : [];
@@ -144,20 +160,20 @@ export class ComponentWindow {
       return [];
     }
     const { detection } = verdict;
-    if (detection === null) {
-      this.positives = 0;
-      this.zSum = 0;
-      return [];
-    }
-    this.positives++;
-    this.zSum += detection.z;
-    if (this.positives < s.persistence) return [];
-    const zMean = this.zSum / this.positives;
-    this.positives = 0;
-    this.zSum = 0;
+    this.remember(detection === null ? 0 : 1, detection?.z ?? 0);
+    if (detection === null) return [];
+    const required = Math.min(MAX_REMEMBERED, requiredPositives(detection.spanMs, s));
+    if (this.verdicts.length < required) return [];
+    const recent = this.verdicts.slice(-required);
+    const positives = recent.reduce((a, v) => a + v, 0);
+    if (positives < Math.ceil(PERSISTENT_FRACTION * required)) return [];
+    const zs = this.zs.slice(-required).filter((_, i) => recent[i] === 1);
+    const zMean = zs.reduce((a, z) => a + z, 0) / zs.length;
+    this.forget();
     this.reported = {
       detectedAtMs: nowMs,
-      clearSpanMs: Math.min(Math.max(2 * detection.spanMs, MIN_CLEAR_SPAN_MS), s.params.windowMs),
+      // the growth is re-checked over twice the span it was found on, at least twice the batch tolerance
+      clearSpanMs: Math.min(Math.max(2 * detection.spanMs, 2 * s.params.batchToleranceMs), s.params.windowMs),
       path: detection.path,
     };
     const zThreshold = detection.path === 'fast' ? s.params.fast.z : s.params.z;
@@ -172,6 +188,19 @@ export class ComponentWindow {
     };
     return [leak];
   }
+}
+
+/**
+ * Evaluations looked back on before a report: `persistence`, and at least
+ * one per 15 evaluation intervals of the span the detection rests on (8 for a
+ * 2-hour span); PERSISTENT_FRACTION of them (all of the first 3) must be
+ * positive, the latest included. The window slides
+ * by one bucket per evaluation, so evaluations of a long span are far from
+ * independent: a chance excursion of a 2-hour span lasts many minutes, a real
+ * leak only grows stronger (while one noisy veto now and then may interrupt it).
+ */
+function requiredPositives(spanMs: number, s: WindowSettings): number {
+  return Math.max(s.persistence, Math.ceil(spanMs / (SPAN_PER_EVALUATION * s.evaluateEveryMs)));
 }
 
 function round3(x: number): number {

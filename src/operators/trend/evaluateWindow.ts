@@ -26,11 +26,12 @@ export interface Verdict {
 const NONE: Verdict = { restart: null, detection: null, stopped: null };
 
 /**
- * Evaluates the floors `times/values[0..n)` (oldest first, all after the
- * window's last restart) at `nowMs`: a restart first; then a detection when
+ * Evaluates the floors `times/values[0..n)` (oldest first) at `nowMs`: a
+ * restart first (after the latest boundary); then a detection when
  * `clearSpanMs` is null (no leak reported), or whether a reported leak's
  * growth stopped over the latest `clearSpanMs`. `boundaries` are the times of
- * known loads/unloads inside the window.
+ * known loads/unloads and of restarts found earlier, inside the window: floors
+ * on either side of one are never compared.
  */
 export function evaluateWindow(
   times: Float64Array,
@@ -46,17 +47,26 @@ export function evaluateWindow(
   const t = new Float64Array(n);
   for (let i = 0; i < n; i++) t[i] = (times[i] as number) - origin;
   const now = nowMs - origin;
+  // Levels relative to the first floor: whole bytes, so the differences are exact and a constant added to every
+  // sample changes nothing at all (not even a rounding).
+  const level = values[0] as number;
+  const v = new Float64Array(n);
+  for (let i = 0; i < n; i++) v[i] = (values[i] as number) - level;
   // The floors carry the trend; their 3-point median (one odd bucket removed) is the robust reference for
   // restarts and excursions. Never estimate the noise on the median: it repeats values and hides the noise.
-  const m = median3(values, n, new Float64Array(n));
-  const noise = robustNoiseScale(values, n);
+  const m = median3(v, n, new Float64Array(n));
+  const noise = robustNoiseScale(v, n);
   const threshold = Math.max(p.stepMinBytes, p.noiseMultiple * noise);
 
-  const restart = findRestart(t, m, n, 2 * p.batchToleranceMs, p.restartHoldMs, threshold);
-  if (restart) return { restart: { ...restart, atMs: times[restart.index] as number }, detection: null, stopped: null };
+  // a restart is looked for after the latest boundary only (the one before it is already known)
+  const lastBoundary = boundaries.length > 0 ? Math.max(...boundaries) - origin : -Infinity;
+  let from = 0;
+  while (from < n && (t[from] as number) < lastBoundary) from++;
+  const restart = findRestart(t.subarray(from), m.subarray(from), n - from, 2 * p.batchToleranceMs, p.restartHoldMs, threshold);
+  if (restart) return { restart: { ...restart, index: restart.index + from, atMs: times[restart.index + from] as number }, detection: null, stopped: null };
 
   const confirmedEnd = now - confirmationLag(p);
-  const floors = floorsOf(t, values, m, n, confirmedEnd, p.batchToleranceMs, threshold, noise, boundaries.map((x) => x - origin));
+  const floors = floorsOf(t, v, m, n, confirmedEnd, p.batchToleranceMs, threshold, noise, boundaries.map((x) => x - origin));
   if (clearSpanMs !== null) {
     // stopped: the recent growth fell below the floor, and the window would not report a leak now
     let stopped = growthStopped(floors, now, clearSpanMs, p);

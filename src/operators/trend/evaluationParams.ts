@@ -2,6 +2,7 @@
 
 /** Rates are bytes per ms, times ms, sizes bytes. */
 export interface EvaluationParams {
+  bucketMs: number;
   windowMs: number;
   minSpanMs: number;
   batchToleranceMs: number;

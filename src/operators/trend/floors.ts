@@ -82,7 +82,7 @@ export function floorsOf(
     if (i > 0 && i < cn && cut[i] === 0) cut[i] = Number.MIN_VALUE;
   }
   const segments = segmentsAt(cut, cn);
-  const keep = keepOutsideTransitions(cv, segments, cn, threshold);
+  const keep = keepOutsideTransitions(ct, cv, segments, cn, threshold);
   const out: Floors = { times: new Float64Array(cn), values: new Float64Array(cn), segments: new Int32Array(cn), length: 0, confirmed: 0 };
   for (let i = 0; i < cn; i++) {
     if (!keep[i]) continue;
@@ -104,7 +104,8 @@ export function firstAtOrAfter(series: Series, fromMs: number): number {
 
 /**
  * The running minimum (over `floorSpanMs`) of the floors from `fromMs` on, in
- * segments cut at steps, with the number of steps; null with too few points.
+ * segments cut where it steps and where the floors were cut (steps, known
+ * loads/unloads, restarts), with the number of cuts; null with too few points.
  * GC cycles up to floorSpanMs long leave no trace in it.
  */
 export function runningFloor(floors: Floors, fromMs: number, floorSpanMs: number, threshold: number): (Series & { steps: number }) | null {
@@ -115,6 +116,9 @@ export function runningFloor(floors: Floors, fromMs: number, floorSpanMs: number
   const low = trailingMin(floors.times, floors.values, floors.length, floorSpanMs, new Float64Array(floors.length));
   const times = floors.times.slice(start, floors.length);
   const values = low.slice(start, floors.length);
-  const segments = segmentsAt(findSteps(times, values, len, threshold), len);
+  // cut where the running minimum steps, and wherever the floors were cut (steps, known loads, restarts)
+  const cut = findSteps(times, values, len, threshold);
+  for (let i = 1; i < len; i++) if (floors.segments[start + i] !== floors.segments[start + i - 1] && cut[i] === 0) cut[i] = Number.MIN_VALUE;
+  const segments = segmentsAt(cut, len);
   return { times, values, segments, length: len, steps: segments[len - 1] as number };
 }

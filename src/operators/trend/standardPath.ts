@@ -6,14 +6,23 @@
  * old enough for a warm-up to have bent.
  */
 import { MIN_SPAN_POINTS, type Detection, type EvaluationParams } from './evaluationParams.js';
+import { findSteps } from './changePoints.js';
 import { firstAtOrAfter, type Floors } from './floors.js';
+import { robustNoiseScale } from './noise.js';
 import { mannKendall } from './mannKendall.js';
 import { median, medianInPlace } from './median.js';
 import { theilSenSlope } from './theilSen.js';
-import { bulge, decimate, fitSlope, halves, lastSegmentStart, slowsDown, type Halves, type Series, type SlopeFit } from './windowStats.js';
+import { bulge, decimate, fitSlope, halves, hingeSlope, lastSegmentStart, slowsDown, type Halves, type Series, type SlopeFit } from './windowStats.js';
 
 const SPAN_RATIO = 1.5;
 const HOUR = 3_600_000;
+const RATE_TOLERANCE = 0.15;
+/** A level shift this many noise deviations high is looked at as a possible step (cuts need 5). */
+const STEP_NOISE_MULTIPLE = 3;
+/** Cut at that step, a leak keeps at least this much trend (blocked Mann-Kendall z). */
+const STEP_RESIDUAL_Z = 2;
+/** Floors noisier than this (standard deviation) keep a segment young for longer. */
+const YOUNG_NOISE_REFERENCE_BYTES = 10e6;
 
 /**
  * How old a floor must be to count as evidence: three quarters of the batch
@@ -73,7 +82,8 @@ function standardSpans(c: Series, confirmedEnd: number, p: EvaluationParams, seg
  */
 export function decelerating(span: Span, p: EvaluationParams): boolean {
   if (span.decelerating !== undefined) return span.decelerating;
-  const slows = (h: Halves | null) => h !== null && slowsDown(h.first, h.second, p.decelerationRatio, p.decelerationZ);
+  const z = p.decelerationZ;
+  const slows = (h: Halves | null) => h !== null && slowsDown(h.first, h.second, p.decelerationRatio, z);
   const bends = (series: Series, start: number): boolean => {
     const slope = theilSenSlope(series.times, series.values, start, series.length, series.segments);
     if (!(slope > 0)) return false;
@@ -81,7 +91,7 @@ export function decelerating(span: Span, p: EvaluationParams): boolean {
     if (b === null) return false;
     // material: a visible part of the growth over the span, not a wrinkle of a straight line
     const growth = slope * ((series.times[series.length - 1] as number) - (series.times[start] as number));
-    return b.bulge > p.decelerationZ * b.error && b.bulge > ((1 - p.decelerationRatio) / 2) * growth;
+    return b.bulge > z * b.error && b.bulge > ((1 - p.decelerationRatio) / 2) * growth;
   };
   const from = lastSegmentStart(span.series);
   span.decelerating =
@@ -89,9 +99,33 @@ export function decelerating(span: Span, p: EvaluationParams): boolean {
   return span.decelerating;
 }
 
-/** Slope plausibly at or above the floor: at least half of it, and its upper error bound reaches it. */
+/**
+ * Whether the rise of a span is a step too small to have been cut as one (a
+ * few tens of MB at once, then flat): a level shift of more than 3 noise
+ * deviations inside the span that makes up at least half of its rise, after
+ * which, cut there, the span no longer shows a trend (blocked Mann-Kendall z
+ * below STEP_RESIDUAL_Z). A leak cut anywhere keeps rising on both sides.
+ */
+function explainedByStep(span: Span, fit: SlopeFit, p: EvaluationParams): boolean {
+  const { series } = span;
+  const n = series.length;
+  const rise = fit.slope * ((series.times[n - 1] as number) - (series.times[0] as number));
+  if (!(rise > 0)) return false;
+  const jumps = findSteps(series.times, series.values, n, Math.max(p.stepMinBytes / 4, STEP_NOISE_MULTIPLE * robustNoiseScale(series.values, n)));
+  let at = -1;
+  for (let i = 1; i < n; i++) if ((jumps[i] as number) > 0 && (at < 0 || (jumps[i] as number) > (jumps[at] as number))) at = i;
+  if (at < 0 || (jumps[at] as number) < rise / 2) return false;
+  const cut = Int32Array.from(series.segments, (segment, i) => segment * 2 + (i >= at ? 1 : 0));
+  return mannKendall(series.values, 0, n, cut).z < STEP_RESIDUAL_Z;
+}
+
+/**
+ * Slope plausibly at or above the floor: at least half of it, and either
+ * within RATE_TOLERANCE of it (floors of rising memory read a few percent
+ * low) or its upper error bound reaching it (noisy floors).
+ */
 function rateAbove(fit: SlopeFit, floor: number, rateZ: number): boolean {
-  return fit.slope >= floor / 2 && fit.slope + rateZ * fit.standardError >= floor;
+  return fit.slope >= floor / 2 && (fit.slope >= (1 - RATE_TOLERANCE) * floor || fit.slope + rateZ * fit.standardError >= floor);
 }
 
 /**
@@ -107,13 +141,16 @@ function grewEnough(span: Span, fit: SlopeFit, p: EvaluationParams): boolean {
 
 /**
  * Caches fill up after a start: growth in a segment that began at a step (a
- * model load) or at the window's start (the process started or restarted, a
- * known load/unload, a gap) is what a warm-up looks like. It is trusted once
- * the segment is 2 x batchToleranceMs old, long enough for a warm-up to bend.
- * (The fast path has its own, stricter shape tests.)
+ * model load), at a restart, a known load/unload or the window's start (the
+ * process started, a gap) is what a warm-up looks like. It is trusted once
+ * the segment is 2 x batchToleranceMs old, long enough for a warm-up to bend;
+ * longer (up to twice that) when the floors are noisier than 10 MB, because
+ * the bend takes longer to show through noise. (The fast path has its own,
+ * stricter shape tests.)
  */
-function young(segmentStart: number, now: number, p: EvaluationParams): boolean {
-  return now - segmentStart < 2 * p.batchToleranceMs;
+function young(segmentStart: number, now: number, noise: number, p: EvaluationParams): boolean {
+  const noisier = Math.min(2, Math.max(1, noise / YOUNG_NOISE_REFERENCE_BYTES));
+  return now - segmentStart < 2 * noisier * p.batchToleranceMs;
 }
 
 /**
@@ -125,8 +162,8 @@ function young(segmentStart: number, now: number, p: EvaluationParams): boolean 
  * decelerationRatio of the expected growth and more than decelerationZ
  * standard errors. It cannot be told, so the evaluation waits, while a newer
  * floor is far above the line (a batch still in memory, a load not yet
- * confirmed) or while fewer than 4 recent floors over a quarter of the
- * tolerance are left (a batch just freed).
+ * confirmed) or while fewer than 4 recent floors over half that time are
+ * left (a batch just freed).
  */
 function continues(span: Span, fit: SlopeFit, floors: Floors, now: number, confirmedEnd: number, noise: number, threshold: number, p: EvaluationParams): boolean {
   const series = span.series;
@@ -141,11 +178,14 @@ function continues(span: Span, fit: SlopeFit, floors: Floors, now: number, confi
     const time = floors.times[i] as number;
     const value = floors.values[i] as number;
     if (value - (intercept + fit.slope * time) > threshold) return false;
-    if (time < now - p.batchToleranceMs / 2) continue;
-    recent.push(value);
-    recentTimes.push(time);
   }
-  if (recent.length < 4 || (recentTimes[recentTimes.length - 1] as number) - (recentTimes[0] as number) < p.batchToleranceMs / 4) return false;
+  // the recent floors: the last half tolerance, at least 4 buckets
+  const recentMs = Math.max(p.batchToleranceMs / 2, 4 * p.bucketMs);
+  for (let i = firstAtOrAfter(floors, now - recentMs); i < floors.length; i++) {
+    recent.push(floors.values[i] as number);
+    recentTimes.push(floors.times[i] as number);
+  }
+  if (recent.length < 4 || (recentTimes[recentTimes.length - 1] as number) - (recentTimes[0] as number) < recentMs / 2) return false;
   const atTime = median(recentTimes);
   const expectedGrowth = fit.slope * (atTime - confirmedEnd);
   const growth = median(recent) - (intercept + fit.slope * confirmedEnd);
@@ -153,6 +193,27 @@ function continues(span: Span, fit: SlopeFit, floors: Floors, now: number, confi
   // the recent floors are single floors, with the noise of the window; the span's points may be medians of several
   const error = Math.hypot(fit.standardError * (atTime - confirmedEnd), noise / Math.sqrt(recent.length), fit.scale / Math.sqrt(series.length - from));
   return expectedGrowth - growth <= p.decelerationZ * error;
+}
+
+/**
+ * The slope to report for a detection on `spans[detected]`: that span may
+ * reach back before the leak began (flat floors first, then growth: its slope
+ * is too low). Of the spans no longer than it and within the segment that are
+ * significant too, the longest whose second half does not grow significantly
+ * faster than its first: one that lies within the growth. When the growth
+ * began inside all of them: the hinge fit (flat, then growth) of the
+ * detecting span.
+ */
+function reportedSlope(spans: Span[], detected: number, segmentAge: number, p: EvaluationParams): number {
+  for (let k = detected; k >= 0; k--) {
+    const span = spans[k] as Span;
+    if (span.spanMs > segmentAge + 1 || !(span.z >= p.z)) continue;
+    const h = halves(span.series);
+    if (h === null || !slowsDown(h.second, h.first, p.decelerationRatio, p.decelerationZ)) return fitOf(span).slope;
+  }
+  const span = spans[detected] as Span;
+  const hinge = hingeSlope(span.series);
+  return Number.isFinite(hinge) && hinge > 0 ? hinge : fitOf(span).slope;
 }
 
 /**
@@ -175,15 +236,16 @@ export function standardPath(
   const segmentStart = confirmed.times[lastSegmentStart(confirmed)] as number;
   const segmentAge = confirmedEnd - segmentStart;
   const spans = standardSpans(confirmed, confirmedEnd, p, segmentAge);
-  if (young(segmentStart, now, p)) return { detection: null, spans };
+  if (young(segmentStart, now, noise, p)) return { detection: null, spans };
   for (let k = spans.length - 1; k >= 0; k--) {
     const span = spans[k] as Span;
     if (span.spanMs > segmentAge + 1 || !(span.z >= p.z)) continue;
     const fit = fitOf(span);
     if (!rateAbove(fit, p.minRate, p.rateZ) || !grewEnough(span, fit, p)) continue;
+    if (explainedByStep(span, fit, p)) continue;
     if (spans.some((s) => decelerating(s, p))) continue;
     if (!continues(span, fit, floors, now, confirmedEnd, noise, threshold, p)) continue;
-    return { detection: { path: 'standard', slope: fit.slope, z: fit.z, spanMs: span.spanMs }, spans };
+    return { detection: { path: 'standard', slope: reportedSlope(spans, k, segmentAge, p), z: fit.z, spanMs: span.spanMs }, spans };
   }
   return { detection: null, spans };
 }

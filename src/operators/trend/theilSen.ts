@@ -24,9 +24,11 @@ export function segmentEnds(segments: ArrayLike<number> | null, start: number, e
 
 /**
  * Median pairwise slope of `(times[i], values[i])` for i in [start, end), in
- * value units per time unit, over pairs within a segment. Pairs with equal
- * times are skipped. NaN without any pair. O(n²): callers keep n small (the
- * detector decimates a window to a bounded number of points).
+ * value units per time unit, over pairs within a segment and at most `maxLag`
+ * points apart (a short lag keeps a step inside the range from tilting the
+ * slope: few pairs straddle it). Pairs with equal times are skipped. NaN
+ * without any pair. O(n²): callers keep n small (the detector decimates a
+ * window to a bounded number of points).
  */
 export function theilSenSlope(
   times: ArrayLike<number>,
@@ -34,6 +36,7 @@ export function theilSenSlope(
   start = 0,
   end = values.length,
   segments: ArrayLike<number> | null = null,
+  maxLag = Infinity,
 ): number {
   const n = end - start;
   const pairs = (n * (n - 1)) / 2;
@@ -44,7 +47,7 @@ export function theilSenSlope(
   for (let i = start; i < end; i++) {
     const ti = times[i] as number;
     const vi = values[i] as number;
-    const last = ends === null ? end : (ends[i] as number);
+    const last = Math.min(ends === null ? end : (ends[i] as number), i + 1 + maxLag);
     for (let j = i + 1; j < last; j++) {
       const dt = (times[j] as number) - ti;
       if (dt !== 0) scratch[count++] = ((values[j] as number) - vi) / dt;
