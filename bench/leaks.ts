@@ -312,7 +312,7 @@ for (const [set, params] of [['tune', TUNE], ['holdout', holdout]] as const) {
   failures.push(...report(result, params));
   timings.push(`${set}: ${[...result.seconds].map(([name, s]) => `${name} ${s.toFixed(1)} s`).join(', ')}`);
 }
-console.log(`memtide CPU: ${fmt(memtideCpuUs / memtideSamples, 2)} µs per sample (${memtideSamples} samples, 1-minute buckets, evaluated every minute).`);
+console.log(`memtide CPU: ${fmt(memtideCpuUs / memtideSamples, 2)} µs per sample (${memtideSamples} samples at 10 s, 1-minute buckets, evaluated every minute, quiet windows every third).`);
 console.log(`Wall time: ${timings.join('; ')}; total ${((performance.now() - wall0) / 1000).toFixed(0)} s.`, '');
 if (failures.length > 0) {
   console.log('TARGETS MISSED:');

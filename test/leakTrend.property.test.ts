@@ -395,7 +395,11 @@ describe('evaluation pieces', () => {
     for (const [series, expected] of [[steady, true], [ramp, false]] as const) {
       const m = median3(series.values, 40, new Float64Array(40));
       const floors = floorsOf(series.times, series.values, m, 40, 40 * MIN, 20 * MIN, 20 * MB, 0, []);
-      expect(fastPath(floors, 40 * MIN, P, 20 * MB) !== null).toBe(expected);
+      const fast = fastPath(floors, 40 * MIN, P, 20 * MB);
+      expect(fast.detection !== null).toBe(expected);
+      // the steady climb is strongly significant; the ramp is cut as steps (60 MB a minute out of a flat context)
+      if (expected) expect(fast.z).toBeGreaterThan(3);
+      else expect(fast.z).toBe(0);
     }
   });
 
@@ -424,7 +428,10 @@ describe('evaluation pieces', () => {
     expect(evaluateWindow(leaking.times, leaking.values, 90, 90 * MIN, P, 40 * MIN).stopped).toBe(false);
     const flat = floorsSeries(90, (m) => 500 * MB + ((m * 7919) % 5) * 0.2 * MB);
     expect(evaluateWindow(flat.times, flat.values, 90, 90 * MIN, P, 40 * MIN).stopped).toBe(true);
-    expect(evaluateWindow(flat.times, flat.values, 3, 3 * MIN, P)).toEqual({ restart: null, detection: null, stopped: null });
+    expect(evaluateWindow(flat.times, flat.values, 3, 3 * MIN, P)).toEqual({ restart: null, detection: null, stopped: null, evidence: 0 });
+    // the strongest evidence anywhere: high for the leak, low for flat noise
+    expect(evaluateWindow(leaking.times, leaking.values, 90, 90 * MIN, P).evidence).toBeGreaterThan(3);
+    expect(evaluateWindow(flat.times, flat.values, 90, 90 * MIN, P).evidence).toBeLessThan(3);
   });
 });
 

@@ -186,18 +186,20 @@ class LeakDetector {
  * Finds components whose memory grows steadily: a leak, not a GC sawtooth, a
  * step (model load/unload), a warm-up that saturates or a batch that frees
  * its memory within `batchToleranceMs`. Per component, samples are reduced to
- * bucket floors; every `evaluateEveryMs` the window of floors is tested
- * (Mann-Kendall significance, Theil-Sen slope above the floor, steps removed,
- * no deceleration, growth confirmed after the batch tolerance, or a steady
- * steep rise on the fast path). A leak is reported once, after `persistence`
- * positive evaluations in a row, and cleared when growth stops (as many
- * evaluations in a row) or memory falls below its floor (a restart).
+ * bucket floors; every `evaluateEveryMs` (every third, while nothing trends)
+ * the window of floors is tested: excursions left out, cut at steps, then
+ * Mann-Kendall significance and a Theil-Sen slope above the floor on the
+ * current segment, no step explaining the rise, no deceleration, growth that
+ * goes on in the newer floors; or a steady steep rise on the fast path. A
+ * leak is reported once, after `persistence` positive evaluations, and
+ * cleared when growth stops (as many evaluations in a row) or memory falls
+ * below its floor (a restart). docs/leaks.md has the why.
  *
  * Times are the samples' `timestampMs` (a trace replays with its own times);
  * no timers are used. `resets$` marks known loads/unloads: that component's
- * window restarts there. `config` may be an Observable (hot reload): the
- * latest value applies from the next sample; samples before the first config
- * value are ignored. Invalid input becomes a {@link LeakTrendError}.
+ * window is cut there. `config` may be an Observable (hot reload): the latest
+ * value applies from the next sample; samples before the first config value
+ * are ignored. Invalid input becomes a {@link LeakTrendError}.
  *
  * ```
  * ollama MB: -500-500-510-520-...-900-910-...-400-|   (floors; 1 frame = 1 min)

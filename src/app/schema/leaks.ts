@@ -1,10 +1,10 @@
 /**
  * Config section `leaks`: the leak detector (`leakTrend`, docs/leaks.md).
- * Defaults are the ones `npm run bench:leaks` was tuned and held out with:
- * zero false positives on GC sawtooth, steps, warm-ups and batches, and
- * 10 / 30 / 100 / 600 MB/h leaks found within 4 h / 60 / 40 / 30 min.
- * Every key is hot-reloadable; changing bucketMs or windowMs restarts the
- * windows (the floors already collected no longer fit).
+ * The defaults are the ones `npm run bench:leaks` was tuned and held out
+ * with: zero false positives on GC sawtooth, steps, warm-ups and batches, and
+ * 10 / 30 / 100 / 600 MB/h leaks found within 4 h / at medians within 60 / 40
+ * / 30 min. Every key is hot-reloadable; changing bucketMs or windowMs
+ * restarts the windows (the floors already collected no longer fit).
  */
 import { z } from 'zod';
 import { bytes, componentName, duration } from '../schemaTypes.js';
@@ -29,7 +29,7 @@ const fastSchema = z
 const overrideSchema = z
   .strictObject({
     minHourlyGrowthBytes: bytes('Growth floor for this component.').optional(),
-    persistence: z.number().int().min(1).max(100).optional().describe('Consecutive positive evaluations for this component.'),
+    persistence: z.number().int().min(1).max(100).optional().describe('Persistence (evaluations) for this component.'),
     pValue: z.number().gt(0).max(0.2).optional().describe('Mann-Kendall p-value for this component.'),
   })
   .describe('Overrides of the section for one component.');
@@ -44,14 +44,14 @@ export const leaksSchema = z
       .prefault('1m'),
     evaluateEveryMs: duration('How often each component is evaluated (at a bucket boundary).').prefault('1m'),
     windowMs: duration(
-      'Longest history a trend is judged on. Bounded memory: one floor per bucket. A window also restarts at a restart, a known load/unload and a gap.',
+      'Longest history a trend is judged on; memory per component is one floor per bucket of it. A gap in the samples restarts the window; restarts and known loads/unloads cut it (no floors across a cut are compared).',
     ).prefault('4h'),
     minSpanMs: duration('Shortest span of confirmed floors a detection of the standard path may rest on.').prefault('10m'),
     batchToleranceMs: duration(
-      'Growth given back within this long is a batch, not a leak: the standard path only trusts floors this old whose memory was not returned since.',
+      'Growth given back within this long is a batch, not a leak: evidence must be 3/4 of this old, with the newer floors continuing its trend and no memory returned since.',
     ).prefault('20m'),
     minHourlyGrowthBytes: bytes(
-      'Growth floor: slower growth is never a leak. A window passes when its slope is at least half of this and its upper error bound reaches it.',
+      'Growth floor: slower growth is never a leak. A span passes when its slope is at least half of this and within 15% of it or its upper error bound reaches it, and it grew by at least this much (an hour at the floor).',
     ).prefault('10MB'),
     pValue: pValue(0.001, 'Mann-Kendall one-sided p-value a window must reach (nominal: floors are decimated to near-independent points).'),
     persistence: z
@@ -60,20 +60,26 @@ export const leaksSchema = z
       .min(1)
       .max(100)
       .default(3)
-      .describe('Consecutive positive evaluations before a leak is reported; as many showing no growth clear it.'),
+      .describe(
+        'Positive evaluations in a row before a leak is reported (for a slow leak found on a long span: 70% of the last span/15 evaluations); as many in a row showing no growth clear it.',
+      ),
     decelerationRatio: z
       .number()
       .gt(0)
       .max(1)
-        .default(0.9)
-      .describe('Warm-up test: growth whose later half is significantly slower than this fraction of its earlier half is saturating, not leaking.'),
+      .default(0.9)
+      .describe(
+        'Warm-up test: growth whose later half is significantly slower than this fraction of its earlier half (or whose middle bulges above its line, or which falls short of its trend since) is saturating, not leaking.',
+      ),
     stepMinBytes: bytes(
-      'Smallest jump between neighbouring floors taken as a step (model load or unload) and removed; larger jumps are also needed when the noise is larger.',
+      'Smallest level shift between neighbouring floors taken as a step (a model load or unload): the window is cut there; larger shifts are needed when the noise is larger (5 sigma).',
     ).prefault('20MB'),
     restartHoldMs: duration(
-      'A fall below every floor of the preceding 2 x batchToleranceMs that holds this long is a restart: the window starts again and a reported leak is cleared.',
+      'A fall below every floor of the preceding 2 x batchToleranceMs that holds this long is a restart: a reported leak is cleared and the window is cut there.',
     ).prefault('3m'),
-    resetSettleMs: duration('After a known load or unload (resets$), samples of the component are ignored this long while memory settles.').prefault('1m'),
+    resetSettleMs: duration(
+      'After a known load or unload (resets$: the window is cut there), samples of the component are ignored this long while memory settles.',
+    ).prefault('1m'),
     gapResetMs: duration("A gap in a component's samples longer than this restarts its window.").prefault('10m'),
     fast: fastSchema,
     ignore: z.array(componentName).default([]).describe('Components never checked for leaks.'),

@@ -10,7 +10,7 @@
  *   period and stays there. The process restarted (or freed what it grew):
  *   the window starts again from there, and a reported leak is cleared.
  */
-import { medianInPlace } from './median.js';
+import { median, medianInPlace } from './median.js';
 import { theilSenSlope } from './theilSen.js';
 
 /**
@@ -34,26 +34,34 @@ export function findSteps(
   contextMs = 15 * 60_000,
 ): Float64Array {
   const excess = new Float64Array(n);
-  const before = new Float64Array(side);
-  const after = new Float64Array(side);
-  const beforeT = new Float64Array(side);
-  const afterT = new Float64Array(side);
+  const shifts = new Float64Array(n);
+  const gaps = new Float64Array(n);
+  const rates = new Float64Array(n);
+  let last = n;
   for (let i = 1; i < n; i++) {
     const nb = Math.min(side, i);
     const na = Math.min(side, n - i);
-    if (na < 2) break;
-    for (let k = 0; k < nb; k++) {
-      before[k] = values[i - 1 - k] as number;
-      beforeT[k] = times[i - 1 - k] as number;
+    if (na < 2) {
+      last = i;
+      break;
     }
-    for (let k = 0; k < na; k++) {
-      after[k] = values[i + k] as number;
-      afterT[k] = times[i + k] as number;
-    }
-    const shift = medianInPlace(after, 0, na) - medianInPlace(before, 0, nb);
-    const gap = medianInPlace(afterT, 0, na) - medianInPlace(beforeT, 0, nb);
+    const shift = smallMedian(values, i, i + na) - smallMedian(values, i - nb, i);
+    const gap = smallMedian(times, i, i + na) - smallMedian(times, i - nb, i);
+    shifts[i] = shift;
+    gaps[i] = gap;
+    rates[i] = gap > 0 ? shift / gap : 0;
+  }
+  const outside = new Float64Array(6 * side + 2);
+  for (let i = 1; i < last; i++) {
+    const shift = shifts[i] as number;
+    const gap = gaps[i] as number;
     // a small shift over a short gap is no step whatever the context: skip the slopes
     if (Math.abs(shift) < thresholdBytes / 2 && gap <= contextMs / 2) continue;
+    // a steady trend shifts every position alike: compared with the positions just outside this one's reach,
+    // a shift that is no different is no step (the full context below is the costly part)
+    let count = 0;
+    for (let k = Math.max(1, i - 3 * side); k < Math.min(last, i + 3 * side + 1); k++) if (Math.abs(k - i) > side) outside[count++] = rates[k] as number;
+    if (count >= side && Math.abs(shift - medianInPlace(outside, 0, count) * gap) < thresholdBytes / 2) continue;
     let lo = i - 1;
     while (lo > 0 && (times[lo - 1] as number) >= (times[i - 1] as number) - contextMs) lo--;
     let hi = i + 1;
@@ -62,7 +70,7 @@ export function findSteps(
     const left = i - lo >= 3 ? theilSenSlope(times, values, lo, i, null, side) : Number.NaN;
     const right = hi - i >= 3 ? theilSenSlope(times, values, i, hi, null, side) : Number.NaN;
     const sides = [left, right].filter((x) => Number.isFinite(x));
-    const slope = sides.length === 0 ? 0 : sides.reduce((a, x) => a + x, 0) / sides.length;
+    const slope = sides.length === 0 ? 0 : sides.reduce((acc, x) => acc + x, 0) / sides.length;
     const e = shift - slope * gap;
     if (Math.abs(e) >= thresholdBytes) excess[i] = e;
   }
@@ -91,6 +99,21 @@ export function findSteps(
     if (jumps[at] === 0) jumps[at] = excess[i] as number;
   }
   return jumps;
+}
+
+/** Median of `values[from..to)`; without allocating for up to 4 of them (the usual case). */
+function smallMedian(values: ArrayLike<number>, from: number, to: number): number {
+  const n = to - from;
+  if (n > 4) return median(Array.from({ length: n }, (_, k) => values[from + k] as number));
+  const a = values[from] as number;
+  if (n === 1) return a;
+  const b = values[from + 1] as number;
+  if (n === 2) return (a + b) / 2;
+  const c = values[from + 2] as number;
+  if (n === 3) return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+  const d = values[from + 3] as number;
+  // the two middle values of four: the sum minus the smallest and the largest
+  return (a + b + c + d - Math.min(a, b, c, d) - Math.max(a, b, c, d)) / 2;
 }
 
 /** Segment id of each point: a new segment starts at every step. */

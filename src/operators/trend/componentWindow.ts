@@ -1,8 +1,9 @@
 /**
  * The state `leakTrend` keeps for one component: the bucket being filled, a
- * ring of bucket floors since the window's last restart, the persistence
- * counters and the leak being reported. Memory is bounded by the window
- * (windowMs / bucketMs floors), whatever the sampling rate.
+ * ring of bucket floors (cut at known loads/unloads and restarts), the recent
+ * verdicts and the leak being reported. Memory is bounded by the window
+ * (windowMs / bucketMs floors, at most MAX_BOUNDARIES cuts), whatever the
+ * sampling rate or how long memtide runs.
  */
 import type { LeakCleared, LeakDetected, LeakEvent } from '../../model.js';
 import { formatBytes, formatDuration } from '../../app/units.js';
@@ -29,6 +30,11 @@ interface Reported {
 
 const HOUR = 3_600_000;
 const MAX_REMEMBERED = 40;
+const MAX_BOUNDARIES = 64;
+/** Below this Mann-Kendall z everywhere (two thirds of the standard threshold), a window is quiet. */
+const QUIET_EVIDENCE = 2;
+/** A quiet window is evaluated every this many evaluation intervals. */
+const QUIET_SPACING = 3;
 const PERSISTENT_FRACTION = 0.7;
 /** One evaluation looked back on per this many evaluation intervals of the detection's span. */
 const SPAN_PER_EVALUATION = 15;
@@ -41,6 +47,8 @@ export class ComponentWindow {
   private lastSampleMs = Number.NaN;
   private settleUntilMs = -Infinity;
   private lastEvaluatedBucketMs = -Infinity;
+  /** Quiet windows (no trend anywhere near significance) are evaluated less often: from this bucket on. */
+  private nextEvaluationBucketMs = -Infinity;
   /** Recent verdicts, newest last (1 = leak), and their z; bounded. */
   private verdicts: number[] = [];
   private zs: number[] = [];
@@ -60,10 +68,6 @@ export class ComponentWindow {
     this.values = new Float64Array(capacity);
   }
 
-  get leaking(): boolean {
-    return this.reported !== null;
-  }
-
   /** Carries a reported leak over from a window with another layout (config change). */
   adopt(previous: ComponentWindow): void {
     this.reported = previous.reported;
@@ -81,7 +85,7 @@ export class ComponentWindow {
       const closed = this.bucket.startMs;
       this.ring.push(closed + s.bucketMs / 2, this.bucket.floor());
       this.bucket.reset(start);
-      if (closed - this.lastEvaluatedBucketMs >= s.evaluateEveryMs) {
+      if (closed - this.lastEvaluatedBucketMs >= s.evaluateEveryMs && closed >= this.nextEvaluationBucketMs) {
         this.lastEvaluatedBucketMs = closed;
         events = this.evaluate(timestampMs, availableBytes, s);
       }
@@ -99,8 +103,7 @@ export class ComponentWindow {
    */
   reset(atMs: number, s: WindowSettings): void {
     if (this.bucket.count > 0 && this.bucket.startMs + s.bucketMs > atMs) this.bucket.reset(Number.NaN);
-    this.boundaries = this.boundaries.filter((b) => b < atMs);
-    this.boundaries.push(atMs);
+    this.cut(atMs);
     this.settleUntilMs = Math.max(this.settleUntilMs, atMs + s.resetSettleMs);
     this.forget();
   }
@@ -117,7 +120,16 @@ export class ComponentWindow {
     this.boundaries = [];
     this.bucket.reset(Number.NaN);
     this.lastEvaluatedBucketMs = -Infinity;
+    this.nextEvaluationBucketMs = -Infinity;
     this.forget();
+  }
+
+  /** Adds a boundary (kept in time order, the newest MAX_BOUNDARIES). */
+  private cut(atMs: number): void {
+    if (this.boundaries.includes(atMs)) return;
+    this.boundaries.push(atMs);
+    this.boundaries.sort((a, b) => a - b);
+    if (this.boundaries.length > MAX_BOUNDARIES) this.boundaries.shift();
   }
 
   private forget(): void {
@@ -140,8 +152,7 @@ export class ComponentWindow {
     const verdict = evaluateWindow(this.times, this.values, n, nowMs, s.params, this.reported?.clearSpanMs ?? null, this.boundaries);
     if (verdict.restart) {
       // the history stays, cut at the restart: a warm-up still bending before it keeps showing its bend
-      this.boundaries = this.boundaries.filter((b) => b < verdict.restart!.atMs);
-      this.boundaries.push(verdict.restart.atMs);
+      this.cut(verdict.restart.atMs);
       this.forget();
       this.negatives = 0;
       const cleared = this.drop(nowMs, `memory fell by ${formatBytes(verdict.restart.dropBytes)} below its floor (restart or unload)`);
@@ -161,7 +172,12 @@ export class ComponentWindow {
     }
     const { detection } = verdict;
     this.remember(detection === null ? 0 : 1, detection?.z ?? 0);
-    if (detection === null) return [];
+    if (detection === null) {
+      // no trend anywhere near significance and nothing pending: it cannot turn into a report within a few
+      // evaluations, so the next ones are spaced out (cost: a quiet component is evaluated a third as often)
+      if (verdict.evidence < QUIET_EVIDENCE && !this.verdicts.includes(1)) this.nextEvaluationBucketMs = this.lastEvaluatedBucketMs + QUIET_SPACING * s.evaluateEveryMs;
+      return [];
+    }
     const required = Math.min(MAX_REMEMBERED, requiredPositives(detection.spanMs, s));
     if (this.verdicts.length < required) return [];
     const recent = this.verdicts.slice(-required);

@@ -21,9 +21,11 @@ export interface Verdict {
   detection: Detection | null;
   /** For a reported leak: true when growth stopped, false when it goes on, null when the window is too short to say. */
   stopped: boolean | null;
+  /** The strongest trend evidence seen (largest Mann-Kendall z of any span or of the fast window; 0 when none). */
+  evidence: number;
 }
 
-const NONE: Verdict = { restart: null, detection: null, stopped: null };
+const NONE: Verdict = { restart: null, detection: null, stopped: null, evidence: 0 };
 
 /**
  * Evaluates the floors `times/values[0..n)` (oldest first) at `nowMs`: a
@@ -63,25 +65,28 @@ export function evaluateWindow(
   let from = 0;
   while (from < n && (t[from] as number) < lastBoundary) from++;
   const restart = findRestart(t.subarray(from), m.subarray(from), n - from, 2 * p.batchToleranceMs, p.restartHoldMs, threshold);
-  if (restart) return { restart: { ...restart, index: restart.index + from, atMs: times[restart.index + from] as number }, detection: null, stopped: null };
+  if (restart) return { restart: { ...restart, index: restart.index + from, atMs: times[restart.index + from] as number }, detection: null, stopped: null, evidence: 0 };
 
   const confirmedEnd = now - confirmationLag(p);
   const floors = floorsOf(t, v, m, n, confirmedEnd, p.batchToleranceMs, threshold, noise, boundaries.map((x) => x - origin));
   if (clearSpanMs !== null) {
     // stopped: the recent growth fell below the floor, and the window would not report a leak now
     let stopped = growthStopped(floors, now, clearSpanMs, p);
-    if (stopped === true && detect(floors, now, confirmedEnd, noise, threshold, p) !== null) stopped = false;
-    return { restart: null, detection: null, stopped };
+    if (stopped === true && detect(floors, now, confirmedEnd, noise, threshold, p).detection !== null) stopped = false;
+    return { restart: null, detection: null, stopped, evidence: 0 };
   }
-  return { restart: null, detection: detect(floors, now, confirmedEnd, noise, threshold, p), stopped: null };
+  const { detection, evidence } = detect(floors, now, confirmedEnd, noise, threshold, p);
+  return { restart: null, detection, stopped: null, evidence };
 }
 
 /** The standard path, else the fast path (unless a confirmed span slows down: a warm-up). */
-function detect(floors: Floors, now: number, confirmedEnd: number, noise: number, threshold: number, p: EvaluationParams): Detection | null {
+function detect(floors: Floors, now: number, confirmedEnd: number, noise: number, threshold: number, p: EvaluationParams): { detection: Detection | null; evidence: number } {
   const { detection, spans } = standardPath(floors, now, confirmedEnd, noise, threshold, p);
-  if (detection !== null || !p.fast.enabled) return detection;
+  const spanEvidence = spans.reduce((max, s) => Math.max(max, s.z), 0);
+  if (detection !== null || !p.fast.enabled) return { detection, evidence: Math.max(spanEvidence, detection?.z ?? 0) };
   const fast = fastPath(floors, now, p, threshold);
-  return fast !== null && !spans.some((s) => decelerating(s, p)) ? fast : null;
+  const evidence = Math.max(spanEvidence, fast.z);
+  return { detection: fast.detection !== null && !spans.some((s) => decelerating(s, p)) ? fast.detection : null, evidence };
 }
 
 /**

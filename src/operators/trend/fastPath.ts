@@ -12,24 +12,27 @@ import { runningFloor, type Floors } from './floors.js';
 import { mannKendall } from './mannKendall.js';
 import { fitSlope, halves, slowsDown } from './windowStats.js';
 
-export function fastPath(floors: Floors, now: number, p: EvaluationParams, threshold: number): Detection | null {
+/** The detection, if any, and the Mann-Kendall z of the fast window (0 when it has a step or too few floors). */
+export function fastPath(floors: Floors, now: number, p: EvaluationParams, threshold: number): { detection: Detection | null; z: number } {
   const f = p.fast;
   const from = now - f.windowMs;
-  if (floors.length === 0 || (floors.times[0] as number) > from + f.windowMs * 0.1) return null;
+  const none = (z: number) => ({ detection: null, z });
+  if (floors.length === 0 || (floors.times[0] as number) > from + f.windowMs * 0.1) return none(0);
   const series = runningFloor(floors, from, f.floorSpanMs, threshold);
-  if (series === null || series.steps > 0) return null;
-  if (!(mannKendall(series.values).z >= f.z)) return null;
+  if (series === null || series.steps > 0) return none(0);
+  const z = mannKendall(series.values).z;
+  if (!(z >= f.z)) return none(z);
   const fit = fitSlope(series);
-  if (!(fit.slope >= f.minRate)) return null;
+  if (!(fit.slope >= f.minRate)) return none(z);
   const len = series.length;
   for (let s = 0; s < f.segments; s++) {
     const part = fitSlope(series, Math.floor((s * len) / f.segments), Math.floor(((s + 1) * len) / f.segments));
-    if (!(part.slope >= f.segmentFraction * fit.slope)) return null;
+    if (!(part.slope >= f.segmentFraction * fit.slope)) return none(z);
   }
   for (const span of [f.windowMs, 2 * f.windowMs]) {
     const longer = span === f.windowMs ? series : runningFloor(floors, now - span, f.floorSpanMs, threshold);
     const h = longer === null ? null : halves(longer);
-    if (h !== null && slowsDown(h.first, h.second, p.decelerationRatio, p.decelerationZ)) return null;
+    if (h !== null && slowsDown(h.first, h.second, p.decelerationRatio, p.decelerationZ)) return none(z);
   }
-  return { path: 'fast', slope: fit.slope, z: fit.z, spanMs: f.windowMs };
+  return { detection: { path: 'fast', slope: fit.slope, z: fit.z, spanMs: f.windowMs }, z };
 }

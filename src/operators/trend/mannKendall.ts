@@ -18,11 +18,14 @@ export interface MannKendallResult {
   z: number;
 }
 
+let scratch = new Float64Array(256);
+
 function varianceOf(values: ArrayLike<number>, start: number, end: number): number {
   const n = end - start;
   if (n < 2) return 0;
   // tie groups: sort a copy and count runs of equal values
-  const sorted = new Float64Array(n);
+  if (scratch.length < n) scratch = new Float64Array(Math.max(n, 2 * scratch.length));
+  const sorted = scratch.subarray(0, n);
   for (let k = 0; k < n; k++) sorted[k] = values[start + k] as number;
   sorted.sort();
   let tieTerm = 0;

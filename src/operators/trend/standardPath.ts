@@ -1,9 +1,9 @@
 /**
  * The standard path: a leak is growth that is significant (Mann-Kendall) and
  * above the floor rate (Theil-Sen) over a span of confirmed floors within the
- * current segment, that does not slow down (a warm-up does), that goes on in
- * the newer floors (a batch's plateau or its freeing does not), in a segment
- * old enough for a warm-up to have bent.
+ * current segment, that no step explains, that does not slow down (a warm-up
+ * does), that goes on in the newer floors (a batch's plateau or its freeing
+ * does not), in a segment old enough for a warm-up to have bent.
  */
 import { MIN_SPAN_POINTS, type Detection, type EvaluationParams } from './evaluationParams.js';
 import { findSteps } from './changePoints.js';

@@ -5,7 +5,10 @@
  * statistic compares points within a segment only.
  */
 import { mannKendall } from './mannKendall.js';
-import { medianInPlace } from './median.js';
+import { medianInPlace, selectInPlace } from './median.js';
+
+let scratchT = new Float64Array(256);
+let scratchV = new Float64Array(256);
 import { residualScale } from './noise.js';
 import { theilSenSlope } from './theilSen.js';
 
@@ -43,10 +46,11 @@ export function trimmedMean(values: ArrayLike<number>, n: number): number {
  */
 export function lowerHalfMean(values: Float64Array, n: number): number {
   if (n < 4) return trimmedMean(values, n);
-  const sorted = Float64Array.from(values.subarray(0, n)).sort();
+  // reorders values[0..n): the lower half ends up in front
   const k = Math.ceil(n / 2);
+  selectInPlace(values, 0, n, k - 1);
   let sum = 0;
-  for (let i = 0; i < k; i++) sum += sorted[i] as number;
+  for (let i = 0; i < k; i++) sum += values[i] as number;
   return sum / k;
 }
 
@@ -66,36 +70,51 @@ export function decimate(
   segments: ArrayLike<number> | null = null,
 ): Series {
   const n = Math.max(0, end - start);
-  const runs: [number, number][] = [];
+  // runs of one segment: [from, to) pairs
+  const runs: number[] = [];
   for (let from = start; from < end; ) {
     let to = from + 1;
     if (segments !== null) while (to < end && segments[to] === segments[from]) to++;
     else to = end;
-    runs.push([from, to]);
+    runs.push(from, to);
     from = to;
   }
-  const counts = runs.map(([from, to]) => (n <= maxPoints ? to - from : Math.max(1, Math.floor(((to - from) * maxPoints) / n))));
-  const total = counts.reduce((a, c) => a + c, 0);
+  let total = 0;
+  const counts: number[] = [];
+  for (let r = 0; r < runs.length; r += 2) {
+    const len = (runs[r + 1] as number) - (runs[r] as number);
+    const c = n <= maxPoints ? len : Math.max(1, Math.floor((len * maxPoints) / n));
+    counts.push(c);
+    total += c;
+  }
   const out: Series = { times: new Float64Array(total), values: new Float64Array(total), segments: new Int32Array(total), length: total };
-  const scratchT = new Float64Array(n + 1);
-  const scratchV = new Float64Array(n + 1);
+  if (scratchT.length < n + 1) {
+    scratchT = new Float64Array(2 * (n + 1));
+    scratchV = new Float64Array(2 * (n + 1));
+  }
   let g = 0;
-  runs.forEach(([from, to], r) => {
-    const len = to - from;
-    const groups = counts[r] as number;
+  for (let r = 0; r < runs.length; r += 2) {
+    const from = runs[r] as number;
+    const len = (runs[r + 1] as number) - from;
+    const groups = counts[r / 2] as number;
     for (let k = 0; k < groups; k++) {
       const a = from + Math.floor((k * len) / groups);
       const b = from + Math.floor(((k + 1) * len) / groups);
-      for (let i = a; i < b; i++) {
-        scratchT[i - a] = times[i] as number;
-        scratchV[i - a] = values[i] as number;
+      if (b - a === 1) {
+        out.times[g] = times[a] as number;
+        out.values[g] = values[a] as number;
+      } else {
+        for (let i = a; i < b; i++) {
+          scratchT[i - a] = times[i] as number;
+          scratchV[i - a] = values[i] as number;
+        }
+        out.times[g] = medianInPlace(scratchT, 0, b - a);
+        out.values[g] = lowerHalfMean(scratchV, b - a);
       }
-      out.times[g] = b - a === 1 ? (scratchT[0] as number) : medianInPlace(scratchT, 0, b - a);
-      out.values[g] = lowerHalfMean(scratchV, b - a);
-      out.segments[g] = r;
+      out.segments[g] = r / 2;
       g++;
     }
-  });
+  }
   return out;
 }
 
