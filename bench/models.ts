@@ -20,7 +20,7 @@
  * latency they add, with ratios; exits 1 unless the governor holds at least
  * 50% fewer GB x h with at most one extra load per meeting.
  */
-import { BehaviorSubject, Subscription, VirtualAction, VirtualTimeScheduler } from 'rxjs';
+import { BehaviorSubject, type VirtualTimeScheduler } from 'rxjs';
 import { configSchema } from '../src/app/configSchema.js';
 import type { PressureChange } from '../src/model.js';
 import { normalizeModelName, type TagInfo } from '../src/operators/models/quantization.js';
@@ -28,6 +28,7 @@ import type { ModelFacts } from '../src/operators/models/modelMemory.js';
 import { OllamaApiError, type OllamaApi, type PsModel } from '../src/sources/ollamaApi.js';
 import { createModelGovernor } from '../src/streams/modelGovernor.js';
 import { DEFAULT_FAKE_MODELS, runnerSizeBytes, type FakeModelSpec } from '../test/support/fakeOllamaModels.js';
+import { drain, virtualScheduler } from '../test/support/virtualTime.js';
 
 const GB = 1e9;
 const MIN = 60_000;
@@ -50,30 +51,6 @@ const SPECS = new Map<string, FakeModelSpec>([
 
 // ---- virtual time ------------------------------------------------------------
 
-/**
- * VirtualTimeScheduler nests every rescheduled action inside the previous one
- * (its actions are immutable for inspection), so a 2 s poll over hours builds
- * a chain thousands deep that overflows the stack on unsubscribe. This action
- * reschedules itself in place, like AsyncAction does in real time.
- */
-class FlatVirtualAction<T> extends VirtualAction<T> {
-  override schedule(state?: T, delay = 0): Subscription {
-    if (!Number.isFinite(delay) || this.closed) return Subscription.EMPTY;
-    if (!this.id) return super.schedule(state, delay);
-    const actions = this.scheduler.actions;
-    const queued = actions.indexOf(this);
-    if (queued >= 0) actions.splice(queued, 1);
-    this.state = state;
-    this.pending = true;
-    this.index = this.scheduler.index += 1;
-    this.id = this.requestAsyncId(this.scheduler, this.id, delay);
-    return this;
-  }
-}
-
-const virtualScheduler = () => new VirtualTimeScheduler(FlatVirtualAction as unknown as typeof VirtualAction);
-
-const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function advanceTo(scheduler: VirtualTimeScheduler, target: number): Promise<void> {
   await drain();

@@ -11,7 +11,7 @@
  * first estimate is never below the truth and the learned one equals it).
  */
 import fc from 'fast-check';
-import { BehaviorSubject, Subject, Subscription, VirtualAction, VirtualTimeScheduler } from 'rxjs';
+import { BehaviorSubject, Subject, Subscription, type VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema, type MemtideConfig, type MemtideConfigInput } from '../src/app/configSchema.js';
 import type { PressureChange, PressureLevel } from '../src/model.js';
@@ -22,37 +22,13 @@ import { createOllamaApi, OllamaApiError, type OllamaApi, type PreloadOptions, t
 import { GovernorError, type Admission, type AdmissionRequest, type GovernorAction } from '../src/streams/governorApi.js';
 import { createModelGovernor, type GovernorProblem, type ModelGovernorHandle } from '../src/streams/modelGovernor.js';
 import { DEFAULT_FAKE_MODELS, startFakeOllama, type FakeOllama } from './support/fakeOllama.js';
+import { drain, virtualScheduler } from './support/virtualTime.js';
 
 const GB = 1e9;
 const GIB = 1024 ** 3;
 
 // ---- virtual time --------------------------------------------------------
 
-/**
- * VirtualTimeScheduler nests every rescheduled action inside the previous one
- * (its actions are immutable for inspection), so a 2 s poll over hours builds
- * a chain thousands deep that overflows the stack on unsubscribe. This action
- * reschedules itself in place, like AsyncAction does in real time.
- */
-class FlatVirtualAction<T> extends VirtualAction<T> {
-  override schedule(state?: T, delay = 0): Subscription {
-    if (!Number.isFinite(delay) || this.closed) return Subscription.EMPTY;
-    if (!this.id) return super.schedule(state, delay);
-    const actions = this.scheduler.actions;
-    const queued = actions.indexOf(this);
-    if (queued >= 0) actions.splice(queued, 1);
-    this.state = state;
-    this.pending = true;
-    this.index = this.scheduler.index += 1;
-    this.id = this.requestAsyncId(this.scheduler, this.id, delay);
-    return this;
-  }
-}
-
-const virtualScheduler = () => new VirtualTimeScheduler(FlatVirtualAction as unknown as typeof VirtualAction);
-
-/** Lets every promise chain settle (the fake API resolves without timers). */
-const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Runs scheduled actions up to now + ms, one at a time, letting promises settle between them. */
 async function advance(scheduler: VirtualTimeScheduler, ms: number): Promise<void> {
