@@ -219,7 +219,7 @@ describe('tokens', () => {
     expect(alerts.acks).toEqual([]);
   });
 
-  it('with the token: config and preset apply (200), ack acknowledges (200), the coordinator actions are 501 until their keys exist', async () => {
+  it('with the token: config and preset apply (200), ack acknowledges (200), low-memory and optimization level apply', async () => {
     const { server, memtide, alerts } = await startRunner();
     const auth = { token: server.token };
     const patch = await request(server.url, '/api/config', { method: 'PATCH', body: { sampling: { intervalMs: 300 } }, ...auth });
@@ -241,15 +241,13 @@ describe('tokens', () => {
     const unknown = await request(server.url, '/api/alerts/nope/ack', { method: 'POST', ...auth });
     expect(unknown.status).toBe(404);
 
-    for (const [route, body] of [
-      ['/api/actions/low-memory', { enabled: true }],
-      ['/api/actions/optimization-level', { level: 'maximum' }],
-    ] as const) {
-      const reply = await request(server.url, route, { method: 'POST', body, ...auth });
-      expect(reply.status, route).toBe(501);
-      expect(reply.json().code).toBe('MEMTIDE_ERR_NOT_IMPLEMENTED');
-      expect(reply.json().error).toMatch(/optimization\.(lowMemory|level)/);
-    }
+    const lowMemory = await request(server.url, '/api/actions/low-memory', { method: 'POST', body: { enabled: true }, ...auth });
+    expect(lowMemory.status).toBe(200);
+    expect(lowMemory.json()).toMatchObject({ action: 'low-memory', path: 'optimization.lowMemory', value: true });
+    expect(memtide.config().optimization.lowMemory).toBe(true);
+    const level = await request(server.url, '/api/actions/optimization-level', { method: 'POST', body: { level: 'maximum' }, ...auth });
+    expect(level.status).toBe(200);
+    expect(memtide.config().optimization.level).toBe('maximum');
     const badLevel = await request(server.url, '/api/actions/optimization-level', { method: 'POST', body: { level: 'ludicrous' }, ...auth });
     expect(badLevel.status).toBe(400);
     expect(badLevel.json().field).toBe('level');

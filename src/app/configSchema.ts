@@ -12,6 +12,7 @@ import { alertsSchema } from './schema/alerts.js';
 import { audioSchema } from './schema/audio.js';
 import { leaksSchema } from './schema/leaks.js';
 import { modelsSchema } from './schema/models.js';
+import { optimizationSchema } from './schema/optimization.js';
 import { proxySchema } from './schema/proxy.js';
 import { transcriptionSchema } from './schema/transcription.js';
 
@@ -148,6 +149,7 @@ export const configSchema = z
     proxy: proxySchema,
     audio: audioSchema,
     transcription: transcriptionSchema,
+    optimization: optimizationSchema,
     log: z
       .strictObject({
         level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info').describe('Least severe level written to stderr.'),

@@ -2,17 +2,17 @@
  * One-click actions of the dashboard, as thin wrappers over runtime config
  * patches (so they validate, apply and show up as overrides exactly like a
  * `PATCH /api/config`): switch the pressure preset, low-memory mode, the
- * optimization level. The optimization coordinator gives the last two their
- * meaning; until the schema has their keys they answer 501.
+ * optimization level (`optimization.*`, given their meaning by the
+ * coordinator). A custom `paths` option naming keys the schema lacks gets 501.
  */
 import { PRESETS } from '../configSchema.js';
+import { OPTIMIZATION_LEVELS } from '../schema/optimization.js';
 import { ConfigError } from '../config.js';
 import { HttpError, readJson, sendJson } from '../http.js';
 import type { ConfigControl } from '../liveConfig.js';
 import type { Route, RouteModule } from '../router.js';
 import { configControlOf, sendConfigError } from './config.js';
 
-export const OPTIMIZATION_LEVELS = ['basic', 'aggressive', 'maximum'] as const;
 
 export interface ActionsRoutesOptions {
   /** Where patches go; default the engine's own (see `configRoutes`). */

@@ -1,0 +1,40 @@
+/**
+ * Config section `optimization`: the coordinator. The level and low-memory
+ * mode pick a profile of concrete settings (src/app/optimizationProfiles.ts,
+ * table in docs/optimization.md) that sits *below* what the user wrote, and
+ * the plan of actions the coordinator takes when pressure rises.
+ */
+import { z } from 'zod';
+import { duration } from '../schemaTypes.js';
+
+export const OPTIMIZATION_LEVELS = ['basic', 'aggressive', 'maximum'] as const;
+export type OptimizationLevel = (typeof OPTIMIZATION_LEVELS)[number];
+
+export const optimizationSchema = z
+  .strictObject({
+    level: z
+      .enum(OPTIMIZATION_LEVELS)
+      .default('basic')
+      .describe(
+        'How hard memtide works for memory: basic (safe defaults, acts at high pressure), aggressive (shorter idle timeouts, smaller budgets, acts from medium), maximum (smallest footprint, acts from medium with every action). Settings you write yourself always win over the level.',
+      ),
+    lowMemory: z
+      .boolean()
+      .default(false)
+      .describe('Low-memory mode: the maximum profile plus one request and one chunk at a time, slower sampling and dashboard updates, live summaries off.'),
+    observeOnly: z
+      .boolean()
+      .default(false)
+      .describe('Decide and record every coordinator action (executed: false in the actions table) but change nothing; also puts the model governor in observe-only mode. For a gradual rollout.'),
+    settleMs: duration('Time after an action when "memory after" is measured for the actions table.').prefault('30s'),
+    undoAfterMs: duration(
+      'Hysteresis of the coordinator: an action is undone only after pressure has stayed below the level that triggered it for this long.',
+    ).prefault('2m'),
+    balanceBudgets: z
+      .boolean()
+      .default(true)
+      .describe('When Ollama and audio are busy at once, lower the model budget by what transcription holds (and transcription concurrency by what a model load needs) so together they fit.'),
+  })
+  .describe('Coordinator: optimization level, low-memory mode, observe-only rollout, action hysteresis.')
+  .prefault({});
+export type OptimizationConfig = z.output<typeof optimizationSchema>;
