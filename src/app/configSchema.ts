@@ -137,6 +137,9 @@ export const configSchema = z
           .min(1)
           .default('memtide.token')
           .describe('Bearer token for state-changing calls: created on first start with mode 0600, reused after.'),
+        updateIntervalMs: duration('Least time between two live updates of the same kind sent to the dashboard (SSE); the latest value is always sent.').prefault(
+          '1s',
+        ),
         bodyLimitBytes: bytes('Largest JSON request body accepted (413 past it).').prefault('1MB'),
         historyCacheBytes: bytes(
           'Byte budget of the history query cache (LRU of finished /api/history answers); 0 turns caching off.',

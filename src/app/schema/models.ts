@@ -50,6 +50,12 @@ export const modelsSchema = z
       .describe(
         'Most bytes the loaded models may hold together; a load past it first unloads least recently used idle models. null: from the pressure preset (4gb: 1.5 GiB, 8gb: 4.5 GiB, 16gb: the larger of 8 GiB and half the memory).',
       ),
+    budgetScale: z
+      .number()
+      .min(0.1)
+      .max(1)
+      .default(1)
+      .describe('Factor applied to the preset-derived model budget when budgetBytes is null (the optimization levels lower it); an explicit budgetBytes is used as written.'),
     allowedContextSizes: z
       .array(z.number().int().min(256).max(1_048_576))
       .min(1)
