@@ -177,6 +177,39 @@ describe('pollPs', () => {
     sub.unsubscribe();
     expect(scheduler.actions).toHaveLength(0);
   });
+  it('backs off while Ollama stays down (1, 2, 4... intervals, at most 30 s) and resumes its pace on the first success', async () => {
+    const scheduler = new VirtualTimeScheduler();
+    let down = true;
+    const readsAt: number[] = [];
+    const ps = async (): Promise<PsModel[]> => {
+      readsAt.push(scheduler.now());
+      if (down) throw new Error('ECONNREFUSED');
+      return [];
+    };
+    const errors: unknown[] = [];
+    const snapshots: PsSnapshot[] = [];
+    const sub = pollPs({ ps }, new BehaviorSubject(1000), (e) => errors.push(e), scheduler).subscribe({ next: (s) => snapshots.push(s), error: (e: unknown) => errors.push(e) });
+    for (let t = 0; t <= 70_000; t += 1000) {
+      scheduler.maxFrames = t;
+      scheduler.flush();
+      scheduler.frame = t;
+      await new Promise((r) => setImmediate(r));
+    }
+    // Reads at 0, then waits of 1, 2, 4, 8, 16, 30, 30 s.
+    expect(readsAt).toEqual([0, 1000, 3000, 7000, 15_000, 31_000, 61_000]);
+    expect(errors).toHaveLength(readsAt.length);
+    down = false;
+    for (let t = 71_000; t <= 95_000; t += 1000) {
+      scheduler.maxFrames = t;
+      scheduler.flush();
+      scheduler.frame = t;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(readsAt.filter((t) => t > 70_000)[0]).toBe(91_000);
+    expect(readsAt.filter((t) => t > 91_000)).toEqual([92_000, 93_000, 94_000, 95_000]);
+    expect(snapshots.map((s) => s.atMs)).toEqual([91_000, 92_000, 93_000, 94_000, 95_000]);
+    sub.unsubscribe();
+  });
 });
 
 describe('createModelCatalog', () => {

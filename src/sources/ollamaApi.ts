@@ -267,16 +267,23 @@ export interface PsSnapshot {
   models: PsModel[];
 }
 
+/** Longest pause between two `/api/ps` reads while Ollama keeps failing. */
+export const PS_MAX_BACKOFF_MS = 30_000;
+
 /**
  * Reads `/api/ps` every `intervalMs` (following config changes: a new
  * interval restarts the timer). A slow read is never overlapped by the next
  * (`exhaustMap`); a failed one is reported to `onError` and skipped, so the
- * governor keeps its last state and tries again at the next tick.
+ * governor keeps its last state and tries again. While Ollama stays down the
+ * reads back off: after `f` failures in a row the next read waits
+ * `intervalMs x 2^(f-1)` (at most 30 s, never less than the interval), so a
+ * stopped Ollama is not asked every 2 s all day and a restarted one is seen
+ * within 30 s; the first success resets the pace.
  *
  * ```
- * interval: i--------------
- * ps:       a---b---#---c--   (each tick one read; # = unreachable)
- * result:   a---b-------c--   (onError got the failure)
+ * interval: i-----------------------
+ * ps:       a---#---#-------#------c   (# = unreachable; reads at 0, 1, 2, 4, 8 intervals)
+ * result:   a----------------------c   (onError got each failure)
  * ```
  */
 export function pollPs(
@@ -285,20 +292,32 @@ export function pollPs(
   onError: (error: unknown) => void,
   scheduler: SchedulerLike = asyncScheduler,
 ): Observable<PsSnapshot> {
-  return intervalMs$.pipe(
-    distinctUntilChanged(),
-    switchMap((intervalMs) => timer(0, intervalMs, scheduler)),
-    exhaustMap(() => {
-      const requestedAtMs = scheduler.now();
-      return defer(() => api.ps()).pipe(
-        map((models): PsSnapshot => ({ requestedAtMs, atMs: scheduler.now(), models })),
-        catchError((error: unknown) => {
-          onError(error);
-          return EMPTY;
-        }),
-      );
-    }),
-  );
+  return defer(() => {
+    let failures = 0;
+    let nextReadAtMs = -Infinity;
+    return intervalMs$.pipe(
+      distinctUntilChanged(),
+      switchMap((intervalMs) => timer(0, intervalMs, scheduler).pipe(map(() => intervalMs))),
+      exhaustMap((intervalMs) => {
+        const requestedAtMs = scheduler.now();
+        if (requestedAtMs < nextReadAtMs) return EMPTY;
+        return defer(() => api.ps()).pipe(
+          map((models): PsSnapshot => {
+            failures = 0;
+            nextReadAtMs = -Infinity;
+            return { requestedAtMs, atMs: scheduler.now(), models };
+          }),
+          catchError((error: unknown) => {
+            failures += 1;
+            const waitMs = Math.max(intervalMs, Math.min(PS_MAX_BACKOFF_MS, intervalMs * 2 ** (failures - 1)));
+            nextReadAtMs = requestedAtMs + waitMs;
+            onError(error);
+            return EMPTY;
+          }),
+        );
+      }),
+    );
+  });
 }
 
 /** `/api/show` and `/api/tags`, cached: model facts change only when a model is pulled again. */
