@@ -257,6 +257,57 @@ describe('tokens', () => {
     expect(memtide.config().pressure.preset).toBe('8gb');
   });
 
+  it('the level and low-memory actions apply their profile and answer which of your settings shadow it', async () => {
+    // The runner's test defaults (code options) set sampling.intervalMs 200; this one sets the model idle timeout too.
+    const { server, memtide } = await startRunner({ models: { idleTimeoutMs: '10m' } });
+    const auth = { token: server.token };
+    const level = await request(server.url, '/api/actions/optimization-level', { method: 'POST', body: { level: 'maximum' }, ...auth });
+    expect(level.status).toBe(200);
+    expect(memtide.config().models.pressureGraceMs).toBe(5_000);
+    expect(memtide.config().models.idleTimeoutMs).toBe(600_000);
+    expect(level.json().shadowed).toEqual([
+      { path: 'models.idleTimeoutMs', yours: 600_000, profile: 15_000, origin: 'createMemtide() options' },
+      { path: 'sampling.intervalMs', yours: 200, profile: 1_000, origin: 'createMemtide() options' },
+    ]);
+
+    const low = await request(server.url, '/api/actions/low-memory', { method: 'POST', body: { enabled: true }, ...auth });
+    expect(low.status).toBe(200);
+    expect(memtide.config().models.maxConcurrent).toBe(1);
+    expect(low.json().shadowed).toEqual([
+      { path: 'models.idleTimeoutMs', yours: 600_000, profile: 15_000, origin: 'createMemtide() options' },
+      { path: 'sampling.intervalMs', yours: 200, profile: 2_000, origin: 'createMemtide() options' },
+    ]);
+    // A runtime patch of a profile key is "yours" too, named by its origin.
+    await request(server.url, '/api/config', { method: 'PATCH', body: { models: { maxConcurrent: 3 } }, ...auth });
+    const again = await request(server.url, '/api/actions/low-memory', { method: 'POST', body: { enabled: true }, ...auth });
+    expect(again.json().shadowed).toContainEqual({ path: 'models.maxConcurrent', yours: 3, profile: 1, origin: 'PATCH /api/config' });
+
+    // Back to the file's level (none: basic) with a merge-patch null: the defaults return.
+    await request(server.url, '/api/config', { method: 'PATCH', body: { optimization: { level: null, lowMemory: null }, models: { maxConcurrent: null } }, ...auth });
+    expect(memtide.config().models.pressureGraceMs).toBe(15_000);
+    expect(memtide.config().models.maxConcurrent).toBe(4);
+    // The preset action is not about profiles: it answers no shadow list.
+    const preset = await request(server.url, '/api/actions/preset', { method: 'POST', body: { preset: '8gb' }, ...auth });
+    expect(preset.json()).not.toHaveProperty('shadowed');
+  });
+
+  it('through a bare Memtide handle (no layers to read), the shadowed settings still come, without their origin', async () => {
+    const dir = path.join(tmp, 'bare-handle');
+    fs.mkdirSync(dir, { recursive: true });
+    const memtide = createMemtide({
+      mode: 'runner',
+      env: {},
+      config: { history: { enabled: false }, models: { idleTimeoutMs: '10m' }, server: { port: 0, tokenFile: path.join(dir, 'memtide.token') } },
+    });
+    cleanups.push(() => memtide.stop());
+    const server = await startServer({ memtide, logger: silentLogger, modules: [actionsRoutes()] });
+    cleanups.push(() => server.close());
+    const reply = await request(server.url, '/api/actions/optimization-level', { method: 'POST', body: { level: 'aggressive' }, token: server.token });
+    expect(reply.status).toBe(200);
+    expect(reply.json().shadowed).toEqual([{ path: 'models.idleTimeoutMs', yours: 600_000, profile: 30_000 }]);
+    expect(memtide.config().models.pressureGraceMs).toBe(10_000);
+  });
+
   it('reads need no token on loopback', async () => {
     const { server } = await startRunner();
     for (const route of ['/api/config', '/api/config/schema', '/api/alerts', '/api/history/cache', '/api/state']) {

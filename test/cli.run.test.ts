@@ -164,7 +164,8 @@ describe('memtide run', () => {
   let daemon: Daemon;
   let feed: Awaited<ReturnType<typeof subscribe>> | undefined;
   const config = (intervalMs: number | string) =>
-    JSON.stringify({ sampling: { intervalMs }, history: { path: db, flushIntervalMs: 300 }, server: { port: 0 } }, null, 2);
+    JSON.stringify({ sampling: { intervalMs }, history: { path: db, flushIntervalMs: 300 }, server: { port: 0, updateIntervalMs: 0 } }, null, 2);
+  // updateIntervalMs 0: every sample reaches the feed, so its rate shows the sampling rate.
 
   beforeAll(async () => {
     configFile = path.join(tmp, 'memtide.json');

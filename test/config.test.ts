@@ -51,8 +51,19 @@ describe('defaults', () => {
       aggregateBucketMs: 60_000,
       aggregateRetentionMs: 2_592_000_000,
       retentionIntervalMs: 3_600_000,
+      maxPendingRecords: 3600,
     });
-    expect(config.server).toEqual({ enabled: true, host: '127.0.0.1', allowRemote: false, tokenFile: 'memtide.token', bodyLimitBytes: 1_000_000, historyCacheBytes: 16_777_216, port: 7071 });
+    expect(config.server).toEqual({
+      enabled: true,
+      host: '127.0.0.1',
+      allowRemote: false,
+      tokenFile: 'memtide.token',
+      updateIntervalMs: 1000,
+      bodyLimitBytes: 1_000_000,
+      historyCacheBytes: 16_777_216,
+      port: 7071,
+    });
+    expect(config.optimization).toEqual({ level: 'basic', lowMemory: false, observeOnly: false, settleMs: 30_000, undoAfterMs: 120_000, balanceBudgets: true });
     expect(config.log).toEqual({ level: 'info', format: 'text' });
     expect(config.components.engine).toBe('engine');
     expect(config.components.rules).toEqual(DEFAULT_COMPONENT_RULES);
@@ -69,7 +80,7 @@ describe('defaults', () => {
   });
 });
 
-describe('precedence: defaults < base < file < env < flags', () => {
+describe('precedence: defaults < profile < base < file < env < flags', () => {
   const file = tempFile({ sampling: { intervalMs: '2s' } });
   const env = { MEMTIDE_SAMPLING__INTERVAL_MS: '3000' };
 
@@ -102,6 +113,15 @@ describe('precedence: defaults < base < file < env < flags', () => {
     expect(config.history.rawRetentionMs).toBe(7_200_000);
     expect(config.server.port).toBe(8080);
     expect(config.log).toEqual({ level: 'info', format: 'json' });
+  });
+
+  it('the optimization profile sits between the defaults and every user layer', () => {
+    const maximum = { optimization: { level: 'maximum' } } as const;
+    expect(load({ base: maximum }).models.idleTimeoutMs).toBe(15_000);
+    expect(load({ base: { ...maximum, models: { idleTimeoutMs: '2m' } } }).models.idleTimeoutMs).toBe(120_000);
+    expect(load({ base: maximum, file: tempFile({ models: { idleTimeoutMs: '3m' } }) }).models.idleTimeoutMs).toBe(180_000);
+    expect(load({ base: maximum, env: { MEMTIDE_MODELS__IDLE_TIMEOUT_MS: '4m' } }).models.idleTimeoutMs).toBe(240_000);
+    expect(load({ base: maximum, set: ['models.idleTimeoutMs=5m'] }).models.idleTimeoutMs).toBe(300_000);
   });
 
   it('MEMTIDE_CONFIG names the file when no file option is given; an explicit file wins', () => {
@@ -446,6 +466,11 @@ const configInputArb = fc.record(
     history: historyArb,
     server: fc.record({ enabled: fc.boolean(), host: fc.constantFrom('127.0.0.1', '::1', 'localhost'), port: fc.integer({ min: 0, max: 65535 }) }, { requiredKeys: [] }),
     log: fc.record({ level: fc.constantFrom('debug', 'info', 'warn', 'error', 'silent'), format: fc.constantFrom('text', 'json') }, { requiredKeys: [] }),
+    // The level picks a profile layer under these values: print -> parse must hold through it too.
+    optimization: fc.record(
+      { level: fc.constantFrom('basic', 'aggressive', 'maximum'), lowMemory: fc.boolean(), observeOnly: fc.boolean() },
+      { requiredKeys: [] },
+    ),
   },
   { requiredKeys: [] },
 ) as fc.Arbitrary<JsonObject>;
@@ -631,7 +656,9 @@ describe('properties', () => {
         (input, [path, key], value) => {
           const broken = prepareFor(input, segments(path));
           setIn(broken, [...segments(path), key], value as Json);
-          const dotted = path ? `${path}.${key}` : key;
+          // A key with dots, spaces, quotes or nothing in it is shown as a JSON string, so the path names exactly it.
+          const shown = /^[^\s."\\\u0000-\u001f]+$/.test(key) ? key : JSON.stringify(key);
+          const dotted = path ? `${path}.${shown}` : shown;
           expect(issuesOf(() => resolveOne(broken))).toEqual([{ path: dotted, message: 'unknown key', origin: 'gen' }]);
         },
       ),

@@ -1,8 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DOCS_PATH, configLeaves, envVarName, renderConfigDocs } from '../scripts/gen-config-docs.js';
+import {
+  DOCS_PATH,
+  OPTIMIZATION_DOCS_PATH,
+  PROFILE_TABLE_END,
+  PROFILE_TABLE_START,
+  configLeaves,
+  envVarName,
+  formatProfileValue,
+  renderConfigDocs,
+  renderProfileTable,
+  spliceProfileTable,
+} from '../scripts/gen-config-docs.js';
 import { envLayer, loadConfig, resolveConfig } from '../src/app/config.js';
 import { DEFAULT_COMPONENT_RULES } from '../src/app/configSchema.js';
+import { PROFILE_NAMES, PROFILE_ROWS } from '../src/app/optimizationProfiles.js';
 
 const rendered = renderConfigDocs();
 
@@ -88,6 +100,48 @@ describe('docs/configuration.md', () => {
       if (Array.isArray(block)) continue;
       expect(() => resolveConfig([{ origin: 'docs example', values: block as never }])).not.toThrow();
     }
+  });
+});
+
+describe('docs/optimization.md', () => {
+  const committed = readFileSync(OPTIMIZATION_DOCS_PATH, 'utf8');
+  const region = (doc: string) => doc.slice(doc.indexOf(PROFILE_TABLE_START), doc.indexOf(PROFILE_TABLE_END) + PROFILE_TABLE_END.length);
+
+  it('its profile table is up to date with src/app/optimizationProfiles.ts (regenerate with `npm run docs:config`)', () => {
+    expect(region(committed), 'the profile table in docs/optimization.md is stale: run `npm run docs:config`').toBe(renderProfileTable());
+    expect(spliceProfileTable(committed)).toBe(committed);
+  });
+
+  it('a stale table is detected and regenerating replaces only the region between the markers', () => {
+    const stale = committed.replace(/(\| `models\.idleTimeoutMs` \| )`1m`/, '$1`5m`');
+    expect(stale).not.toBe(committed);
+    expect(region(stale)).not.toBe(renderProfileTable());
+    expect(spliceProfileTable(stale)).toBe(committed);
+    expect(() => spliceProfileTable(committed.replace(PROFILE_TABLE_END, ''))).toThrow(/markers/);
+    expect(() => spliceProfileTable(`${committed}\n${PROFILE_TABLE_START}\n`)).toThrow(/markers/);
+  });
+
+  it('shows every setting of every profile with its value and its reason', () => {
+    const table = renderProfileTable();
+    for (const row of PROFILE_ROWS) {
+      const lines = table.split('\n').filter((line) => line.startsWith(`| \`${row.path}\` |`));
+      expect(lines, row.path).toHaveLength(2);
+      for (const name of PROFILE_NAMES) {
+        const shown = `\`${formatProfileValue(row, row.profiles[name].value)}\``;
+        expect(lines[0], `${row.path} ${name}`).toContain(shown);
+        expect(lines[1], `${row.path} ${name}`).toContain(`${shown}: ${row.profiles[name].why.replaceAll('|', '\\|')}`);
+      }
+    }
+    expect(formatProfileValue({ unit: 'ms' }, 90_000)).toBe('1m30s');
+    expect(formatProfileValue({ unit: 'bytes' }, 16 * 1024 ** 2)).toBe('16 MiB');
+    expect(formatProfileValue({ unit: 'count' }, null)).toBe('null (auto)');
+  });
+
+  it('has the sections the other docs link to', () => {
+    for (const heading of ['## What each level is for', '## Precedence: your settings win', '## Observe-only', '## Automatic actions under pressure']) {
+      expect(committed).toContain(`\n${heading}\n`);
+    }
+    expect(committed).toContain('coordinator.md');
   });
 });
 

@@ -1,14 +1,22 @@
 /**
- * Loading the configuration: defaults < file < environment < flags, validated
- * once by the schema, then frozen. Every error names the path of the bad key
- * and where the value came from (file, MEMTIDE_* variable or flag), so the fix
- * is obvious from the message alone.
+ * Loading the configuration: defaults < optimization profile < code options <
+ * file < environment < flags, validated once by the schema, then frozen. Every
+ * error names the path of the bad key and where the value came from (file,
+ * MEMTIDE_* variable or flag), so the fix is obvious from the message alone.
+ *
+ * The optimization profile (src/app/optimizationProfiles.ts) is chosen from
+ * what the user's own layers say about `optimization.level`, `lowMemory` and
+ * `observeOnly`, so resolution runs twice: the user's layers alone (their
+ * errors are the user's, named by their layer), then again with the profile
+ * layer slipped in just above the defaults.
  */
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { configSchema, type MemtideConfig, type MemtideConfigInput } from './configSchema.js';
+import { profileLayer, profileShadowsIn, type ProfileShadow } from './optimizationProfiles.js';
 
 export type { MemtideConfig, MemtideConfigInput } from './configSchema.js';
+export type { ProfileShadow } from './optimizationProfiles.js';
 
 export interface ConfigIssue {
   /** Dotted path, e.g. `sampling.intervalMs`. */
@@ -119,7 +127,7 @@ export function envLayer(env: NodeJS.ProcessEnv, reserved: readonly string[] = [
       shape = shapeOf(shape[key]);
     }
     if (path.length !== segments.length || !path.every((p, i) => normalise(p) === normalise(segments[i] ?? ''))) {
-      issues.push({ path: path.join('.'), message: 'unknown configuration key', origin: name });
+      issues.push({ path: displayPath(path), message: 'unknown configuration key', origin: name });
       continue;
     }
     setPath(values, path, parseScalar(raw));
@@ -177,12 +185,50 @@ export function flagLayer(assignments: readonly string[], named: Record<string, 
   return { origin: 'flags', values, origins };
 }
 
-/** Merges the layers in order and validates; throws ConfigError with every issue found. */
-export function resolveConfig(layers: readonly ConfigLayer[]): MemtideConfig {
+/**
+ * Merges exactly these layers in order and validates (no profile is added);
+ * throws ConfigError with every issue found, each naming the layer to blame.
+ */
+export function validateLayers(layers: readonly ConfigLayer[]): MemtideConfig {
+  const tooDeep = layers.flatMap(nestedTooDeep);
+  if (tooDeep.length) throw new ConfigError(tooDeep);
   const merged = layers.reduce<JsonObject>((acc, layer) => deepMerge(acc, layer.values), {});
   const result = configSchema.safeParse(merged as MemtideConfigInput);
   if (result.success) return deepFreeze(result.data);
   throw new ConfigError(result.error.issues.flatMap((issue) => toIssues(issue, layers)));
+}
+
+/**
+ * The user's layers with the optimization profile they select inserted
+ * first (just above the defaults, below code options), and the user's layers
+ * resolved alone. Throws the user's own ConfigError when their layers are invalid.
+ */
+export function withProfileLayer(layers: readonly ConfigLayer[]): { user: MemtideConfig; layers: ConfigLayer[] } {
+  const user = validateLayers(layers);
+  return { user, layers: [profileLayer(user), ...layers] };
+}
+
+/** The user's layers plus the profile they select, merged and validated; throws ConfigError with every issue found. */
+export function resolveConfig(layers: readonly ConfigLayer[]): MemtideConfig {
+  return validateLayers(withProfileLayer(layers).layers);
+}
+
+/**
+ * Where the value in force at `path` comes from: the user layer that set it
+ * (file, `MEMTIDE_X`, flag, runtime origin), `optimization profile <name>`,
+ * or `defaults`.
+ */
+export function settingOrigin(path: string, layers: readonly ConfigLayer[]): string {
+  return originOf(path.split('.'), withProfileLayer(layers).layers);
+}
+
+/**
+ * The settings of the selected optimization profile that the user's own
+ * settings took the place of (`yours` is in force, `profile` is what the
+ * level would have set), each with the layer of the user setting responsible.
+ */
+export function profileShadows(layers: readonly ConfigLayer[]): ProfileShadow[] {
+  return profileShadowsIn(resolveConfig(layers), (path) => originOf(path.split('.'), layers));
 }
 
 function toIssues(issue: z.core.$ZodIssue, layers: readonly ConfigLayer[]): ConfigIssue[] {
@@ -190,10 +236,36 @@ function toIssues(issue: z.core.$ZodIssue, layers: readonly ConfigLayer[]): Conf
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => {
       const path = [...base, key];
-      return { path: path.join('.'), message: 'unknown key', origin: originOf(path, layers) };
+      return { path: displayPath(path), message: 'unknown key', origin: originOf(path, layers) };
     });
   }
-  return [{ path: base.join('.'), message: issue.message, origin: originOf(base, layers) }];
+  return [{ path: displayPath(base), message: issue.message, origin: originOf(base, layers) }];
+}
+
+/** Far deeper than any setting (the schema nests 5 levels): merging deeper objects only risks the stack. */
+const MAX_DEPTH = 32;
+
+/** Objects or arrays nested past MAX_DEPTH in a layer, found without recursion: the first such path, cut there. */
+function nestedTooDeep(layer: ConfigLayer): ConfigIssue[] {
+  const stack: Array<[Json, string[]]> = [[layer.values, []]];
+  while (stack.length) {
+    const [node, path] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (path.length >= MAX_DEPTH) {
+      return [{ path: displayPath(path), message: `nested more than ${MAX_DEPTH} levels deep: no setting is`, origin: originWithin(layer, path.join('.')) }];
+    }
+    for (const [key, value] of Object.entries(node)) stack.push([value, [...path, key]]);
+  }
+  return [];
+}
+
+/**
+ * The dotted path of an issue; a key that is empty or has dots, spaces or
+ * quotes is written as a JSON string (`sampling."a.b"`, `""`), so the path
+ * names that key and not another one (or nothing).
+ */
+function displayPath(segments: readonly string[]): string {
+  return segments.map((key) => (/^[^\s."\\\u0000-\u001f]+$/.test(key) ? key : JSON.stringify(key))).join('.');
 }
 
 /**
@@ -262,7 +334,7 @@ export function configLayers(options: LoadConfigOptions = {}): ConfigLayer[] {
   return layers;
 }
 
-/** defaults < base < file < env < flags, validated and frozen. */
+/** defaults < optimization profile < base < file < env < flags, validated and frozen. */
 export function loadConfig(options: LoadConfigOptions = {}): MemtideConfig {
   return resolveConfig(configLayers(options));
 }

@@ -3,8 +3,12 @@
  * it while memtide runs; a valid change applies from the next sample on, an
  * invalid one keeps the last good config and is reported.
  *
- * Layers, later wins: defaults < code (`createMemtide` options) < file <
- * MEMTIDE_* environment < flags < **runtime patches** (the control API).
+ * Layers, later wins: defaults < optimization profile < code
+ * (`createMemtide` options) < file < MEMTIDE_* environment < flags <
+ * **runtime patches** (the control API). The profile is re-chosen at every
+ * resolution from the level the user layers (patches included) resolve to,
+ * so patching `optimization.level` applies its profile at once and patching
+ * it back to `null` restores the file's.
  * Runtime patches last until the process stops: they are never written to
  * the file. A later file edit re-reads the file (and the environment) but
  * keeps the runtime patches on top, so an API change is not silently undone
@@ -13,7 +17,16 @@
  */
 import { BehaviorSubject, Subject, type Observable, type Subscription, distinctUntilChanged } from 'rxjs';
 import { fileChanges } from '../sources/fileChanges.js';
-import { ConfigError, configLayers, resolveConfig, type ConfigLayer, type LoadConfigOptions, type MemtideConfig } from './config.js';
+import {
+  ConfigError,
+  configLayers,
+  profileShadows,
+  resolveConfig,
+  type ConfigLayer,
+  type LoadConfigOptions,
+  type MemtideConfig,
+  type ProfileShadow,
+} from './config.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -39,6 +52,12 @@ export interface ConfigControl {
    */
   patch(partial: unknown, origin?: string): MemtideConfig;
   overrides(): RuntimeOverrides;
+  /**
+   * The optimization profile's settings that the user's own settings (any
+   * layer, runtime patches included) took the place of, with their origin.
+   * Optional: a control built from a bare `Memtide` handle cannot see the layers.
+   */
+  profileShadows?(): ProfileShadow[];
 }
 
 export interface LiveConfig extends ConfigControl {
@@ -48,6 +67,8 @@ export interface LiveConfig extends ConfigControl {
   readonly errors$: Observable<ConfigError>;
   /** Re-reads the file and environment, keeping the flags and runtime patches; returns the error when the result is invalid. */
   reload(): ConfigError | null;
+  /** Always available here: the live config holds every layer. */
+  profileShadows(): ProfileShadow[];
   stop(): void;
 }
 
@@ -161,6 +182,7 @@ export function createLiveConfig(options: LoadConfigOptions & { watch?: boolean 
       values: structuredClone(runtime.values),
       paths: [...(runtime.origins ?? new Map<string, string>())].map(([path, origin]) => ({ path, origin })).sort((a, b) => a.path.localeCompare(b.path)),
     }),
+    profileShadows: () => profileShadows([...baseLayers, runtime]),
     stop() {
       watching?.unsubscribe();
       subject.complete();

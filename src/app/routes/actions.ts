@@ -4,15 +4,20 @@
  * `PATCH /api/config`): switch the pressure preset, low-memory mode, the
  * optimization level (`optimization.*`, given their meaning by the
  * coordinator). A custom `paths` option naming keys the schema lacks gets 501.
+ *
+ * The level and low-memory actions also answer `shadowed`: the settings of
+ * the profile now in force that the user's own settings kept from changing
+ * (`[{ path, yours, profile, origin? }]`), so the dashboard can say why a
+ * level did not change something (docs/optimization.md).
  */
 import { PRESETS } from '../configSchema.js';
 import { OPTIMIZATION_LEVELS } from '../schema/optimization.js';
-import { ConfigError } from '../config.js';
+import { ConfigError, type ProfileShadow } from '../config.js';
 import { HttpError, readJson, sendJson } from '../http.js';
 import type { ConfigControl } from '../liveConfig.js';
 import type { Route, RouteModule } from '../router.js';
+import { profileShadowsIn } from '../optimizationProfiles.js';
 import { configControlOf, sendConfigError } from './config.js';
-
 
 export interface ActionsRoutesOptions {
   /** Where patches go; default the engine's own (see `configRoutes`). */
@@ -49,8 +54,15 @@ export function actionsRoutes(options: ActionsRoutesOptions = {}): RouteModule {
     const control = configControlOf(memtide, options.control);
     const paths = { ...DEFAULT_PATHS, ...options.paths };
 
+    /**
+     * Profile settings your own settings shadow. The live config knows every
+     * layer and names the origin; a control built from a bare handle only has
+     * the effective config, which is still enough to tell which values differ.
+     */
+    const shadowed = (): ProfileShadow[] => control?.profileShadows?.() ?? profileShadowsIn(config());
+
     /** Applies `value` at `path`; 501 when the schema has no such key yet, 400 when the value is refused. */
-    const apply = (action: string, path: string, value: unknown, res: Parameters<Route['handler']>[1]) => {
+    const apply = (action: string, path: string, value: unknown, res: Parameters<Route['handler']>[1], withShadows = false) => {
       if (!control) throw new HttpError(501, 'MEMTIDE_ERR_NOT_IMPLEMENTED', 'this engine does not expose runtime config changes (Memtide.patchConfig)');
       try {
         control.patch(patchAt(path, value), `POST /api/actions/${action}`);
@@ -67,7 +79,7 @@ export function actionsRoutes(options: ActionsRoutesOptions = {}): RouteModule {
         sendConfigError(res, error);
         return;
       }
-      sendJson(res, 200, { action, path, value, config: config() });
+      sendJson(res, 200, { action, path, value, config: config(), ...(withShadows ? { shadowed: shadowed() } : {}) });
     };
 
     const routes: Route[] = [
@@ -86,7 +98,7 @@ export function actionsRoutes(options: ActionsRoutesOptions = {}): RouteModule {
         path: '/api/actions/low-memory',
         handler: async (req, res) => {
           const body = await readJson(req, config().server.bodyLimitBytes);
-          apply('low-memory', paths.lowMemory, field(body, 'enabled', isBoolean, 'true | false'), res);
+          apply('low-memory', paths.lowMemory, field(body, 'enabled', isBoolean, 'true | false'), res, true);
         },
       },
       {
@@ -95,7 +107,7 @@ export function actionsRoutes(options: ActionsRoutesOptions = {}): RouteModule {
         handler: async (req, res) => {
           const body = await readJson(req, config().server.bodyLimitBytes);
           const level = field(body, 'level', oneOf(OPTIMIZATION_LEVELS), OPTIMIZATION_LEVELS.join(' | '));
-          apply('optimization-level', paths.optimizationLevel, level, res);
+          apply('optimization-level', paths.optimizationLevel, level, res, true);
         },
       },
     ];

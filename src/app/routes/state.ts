@@ -1,6 +1,27 @@
-/** The live page, its SSE feed and the read-only state. */
+/**
+ * The live page, its SSE feed and the read-only state.
+ *
+ * Snapshot kinds (`sample`, `models`: each value replaces the previous) are
+ * throttled per kind to at most one frame per `server.updateIntervalMs`,
+ * always ending on the latest value, so a fast sampling rate or a low-memory
+ * profile does not make every open page redraw at the sampler's pace. Event
+ * kinds (`pressure`, `alert`, `leak`) are never dropped. `/api/state` and
+ * the replay for a new page always use the latest value, throttled or not.
+ */
 import type { ServerResponse } from 'node:http';
-import { Subscription, type Observable } from 'rxjs';
+import {
+  Subscription,
+  asyncScheduler,
+  distinctUntilChanged,
+  map,
+  tap,
+  throttle,
+  timer,
+  withLatestFrom,
+  type MonoTypeOperatorFunction,
+  type Observable,
+  type SchedulerLike,
+} from 'rxjs';
 import type { Alert, LeakEvent, LoadedModel, MemorySample, PressureChange } from '../../model.js';
 import { sendJson } from '../http.js';
 import type { Route, RouteModule } from '../router.js';
@@ -40,9 +61,33 @@ export function createEventHub(): EventHub {
   };
 }
 
+/**
+ * At most one value per interval, leading and trailing: the first value goes
+ * at once, later ones within the window are held and the latest is sent when
+ * it ends (which starts the next window). The interval is read from
+ * `interval$` (hot-reloadable) when each window starts; 0 only merges values
+ * that arrive in the same instant.
+ *
+ * ```
+ * interval$: 3 (frames)
+ * source:    a-b-c-------d--|
+ * result:    a--b--c-----d--|
+ * ```
+ */
+export function throttleLatest<T>(interval$: Observable<number>, scheduler: SchedulerLike = asyncScheduler): MonoTypeOperatorFunction<T> {
+  return (source) =>
+    source.pipe(
+      withLatestFrom(interval$),
+      throttle(([, ms]) => timer(ms, scheduler), { leading: true, trailing: true }),
+      map(([value]) => value),
+    );
+}
+
 export interface StateRoutesOptions {
   /** Loaded models (the governor), pushed to the page as `models` events. */
   models$?: Observable<readonly LoadedModel[]>;
+  /** Scheduler of the update throttle (tests use virtual time). */
+  scheduler?: SchedulerLike;
 }
 
 /** Live state: `sample`, `pressure`, `alert`, `leak` and `models` events over SSE, and `/api/state`. */
@@ -54,14 +99,22 @@ export const createStateRoutes = (options: StateRoutesOptions = {}): RouteModule
   const suspects = new Map<string, LeakEvent>();
   const hub = createEventHub();
   const feeds = new Subscription();
+  const updateInterval$ = memtide.config$.pipe(
+    map((config) => config.server.updateIntervalMs),
+    distinctUntilChanged(),
+  );
+  const throttled = <T>() => throttleLatest<T>(updateInterval$, options.scheduler);
+  // One subscription per feed: the latest value is kept before the throttle, so /api/state is never behind.
   feeds.add(
-    memtide.samples$.subscribe({
-      next: (sample) => {
-        latestSample = sample;
-        hub.broadcast('sample', compactSample(sample));
-      },
-      error: (error: unknown) => logger.error(`sample feed failed: ${String(error)}`),
-    }),
+    memtide.samples$
+      .pipe(
+        tap((sample) => (latestSample = sample)),
+        throttled<MemorySample>(),
+      )
+      .subscribe({
+        next: (sample) => hub.broadcast('sample', compactSample(sample)),
+        error: (error: unknown) => logger.error(`sample feed failed: ${String(error)}`),
+      }),
   );
   feeds.add(
     memtide.pressure$.subscribe({
@@ -94,13 +147,15 @@ export const createStateRoutes = (options: StateRoutesOptions = {}): RouteModule
   );
   if (options.models$) {
     feeds.add(
-      options.models$.subscribe({
-        next: (models) => {
-          latestModels = models;
-          hub.broadcast('models', models);
-        },
-        error: (error: unknown) => logger.error(`models feed failed: ${String(error)}`),
-      }),
+      options.models$
+        .pipe(
+          tap((models) => (latestModels = models)),
+          throttled<readonly LoadedModel[]>(),
+        )
+        .subscribe({
+          next: (models) => hub.broadcast('models', models),
+          error: (error: unknown) => logger.error(`models feed failed: ${String(error)}`),
+        }),
     );
   }
   const close = () => {

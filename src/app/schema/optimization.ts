@@ -16,16 +16,20 @@ export const optimizationSchema = z
       .enum(OPTIMIZATION_LEVELS)
       .default('basic')
       .describe(
-        'How hard memtide works for memory: basic (safe defaults, acts at high pressure), aggressive (shorter idle timeouts, smaller budgets, acts from medium), maximum (smallest footprint, acts from medium with every action). Settings you write yourself always win over the level.',
+        'How hard memtide works for memory: basic (safe defaults, acts at high pressure), aggressive (shorter idle timeouts, smaller budgets, acts from medium), maximum (smallest footprint, acts from medium with every action). Each picks concrete settings (table in docs/optimization.md); settings you write yourself always win over the level.',
       ),
     lowMemory: z
       .boolean()
       .default(false)
-      .describe('Low-memory mode: the maximum profile plus one request and one chunk at a time, slower sampling and dashboard updates, live summaries off.'),
+      .describe(
+        'Low-memory mode, whatever the level: the maximum profile plus one Ollama request and one audio chunk at a time, sampling every 2 s, dashboard updates every 5 s and the smallest history cache (table in docs/optimization.md).',
+      ),
     observeOnly: z
       .boolean()
       .default(false)
-      .describe('Decide and record every coordinator action (executed: false in the actions table) but change nothing; also puts the model governor in observe-only mode. For a gradual rollout.'),
+      .describe(
+        'Decide and record every coordinator action (executed: false in the actions table) but change nothing; also sets models.observeOnly (unless you set it yourself), so the model governor only observes too. For a gradual rollout.',
+      ),
     settleMs: duration('Time after an action when "memory after" is measured for the actions table.').prefault('30s'),
     undoAfterMs: duration(
       'Hysteresis of the coordinator: an action is undone only after pressure has stayed below the level that triggered it for this long.',
