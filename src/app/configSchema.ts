@@ -112,6 +112,14 @@ export const configSchema = z
         aggregateBucketMs: duration('Bucket of the downsampled history.').prefault('1m'),
         aggregateRetentionMs: duration('How long downsampled history is kept.').prefault('30d'),
         retentionIntervalMs: duration('How often old history is pruned.').prefault('1h'),
+        maxPendingRecords: z
+          .number()
+          .int()
+          .min(0)
+          .default(3600)
+          .describe(
+            'Samples and pressure changes kept in memory while history writes fail (disk full, database locked), written with the next flush that succeeds; beyond it the oldest are dropped and counted. About 1 KB a sample.',
+          ),
       })
       .superRefine((h, ctx) => {
         if (h.aggregateRetentionMs < h.rawRetentionMs) {

@@ -62,6 +62,44 @@ export interface SyncProcessTableReader {
 /** Error codes that mean "the process went away or is not ours": skip it, silently. */
 const VANISHED = new Set(['ENOENT', 'ESRCH', 'EACCES', 'EPERM', 'ENOTDIR', 'EINVAL']);
 
+/**
+ * Error codes of /proc/pressure/memory that mean "this kernel has no PSI"
+ * (no file, or `psi=0` on the command line): it cannot appear without a
+ * reboot, so it is not tried again. Anything else (EACCES under a sandbox
+ * or a hidepid remount, EIO) may pass and is tried again at the next sample.
+ */
+const PSI_ABSENT = new Set(['ENOENT', 'EOPNOTSUPP', 'ENOTSUP']);
+
+/**
+ * A system-wide file or directory (`/proc/meminfo`, the `/proc` listing)
+ * could not be read. Without it there is no sample: the sampler fails, the
+ * engine reports the problem and tries again at the next interval.
+ */
+export class ProcfsReadError extends Error {
+  readonly code = 'MEMTIDE_ERR_PROCFS_READ' as const;
+  /** The file or directory that could not be read. */
+  readonly file: string;
+  /** The errno code (`EACCES`, `EIO`, ...), null when the failure had none. */
+  readonly errno: string | null;
+
+  constructor(file: string, cause: unknown) {
+    const errno = (cause as NodeJS.ErrnoException | null)?.code ?? null;
+    super(`cannot read ${file}: ${errno ?? (cause instanceof Error ? cause.message : String(cause))}`, { cause });
+    this.name = 'ProcfsReadError';
+    this.file = file;
+    this.errno = errno;
+  }
+}
+
+/** `read()`, with a failure turned into a {@link ProcfsReadError} naming `file`. */
+function mustRead<T>(file: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw new ProcfsReadError(file, err);
+  }
+}
+
 const DEFAULT_PORT_CACHE_MS = 10_000;
 const DEFAULT_CMDLINE_CACHE = 4096;
 /** Command lines longer than this are cut: attribution only needs the head, and it bounds the cache. */
@@ -87,9 +125,10 @@ interface CgroupLevel {
  * - `availableBytes = min(MemAvailable, limit - (usage - inactive file cache))`
  *   per limited level. The inactive file cache is subtracted because cgroup
  *   usage counts page cache the kernel drops before any OOM kill.
- * - PSI is null when /proc/pressure/memory is absent or unreadable (no
- *   CONFIG_PSI, `psi=0` gives EOPNOTSUPP); it cannot appear later without a
- *   reboot, so after one failure it is not tried again.
+ * - PSI is null when /proc/pressure/memory is absent or unreadable. Absent
+ *   (no CONFIG_PSI: ENOENT; `psi=0`: EOPNOTSUPP) cannot change without a
+ *   reboot, so it is not tried again; unreadable (EACCES, EIO) is null for
+ *   that sample only and tried again at the next one.
  *
  * Lookup order: cgroup v2 `<sysRoot>/fs/cgroup/<path>/memory.max`, then the
  * hybrid mount `<sysRoot>/fs/cgroup/unified/<path>`, then v1
@@ -98,6 +137,7 @@ interface CgroupLevel {
  * /proc/self/cgroup often does not exist and the root is the container's).
  *
  * @throws {ProcfsParseError} from `read()` when meminfo, PSI or a cgroup value is malformed.
+ * @throws {ProcfsReadError} from `read()` when meminfo cannot be read (e.g. EACCES).
  */
 export function createSystemMemoryReader(opts: LinuxReaderOptions = {}): SyncSystemMemoryReader {
   const procRoot = trimSlash(opts.procRoot ?? '/proc');
@@ -111,8 +151,9 @@ export function createSystemMemoryReader(opts: LinuxReaderOptions = {}): SyncSys
     let text: string;
     try {
       text = readFileSync(psiPath, 'utf8');
-    } catch {
-      psiSupported = false;
+    } catch (err) {
+      // Only a kernel without PSI is final; an unreadable file (EACCES, EIO) gives null for this sample only.
+      if (PSI_ABSENT.has((err as NodeJS.ErrnoException | null)?.code ?? '')) psiSupported = false;
       return null;
     }
     return parsePsi(text);
@@ -121,7 +162,7 @@ export function createSystemMemoryReader(opts: LinuxReaderOptions = {}): SyncSys
   return {
     cgroupDirs: levels.map((l) => l.dir),
     read(): SystemMemory {
-      const mem = parseMeminfo(readFileSync(meminfoPath, 'utf8'));
+      const mem = parseMeminfo(mustRead(meminfoPath, () => readFileSync(meminfoPath, 'utf8')));
       const psi = readPsi();
       let limit: number | null = null;
       let headroom = Number.POSITIVE_INFINITY;
@@ -168,8 +209,10 @@ export function readSystemMemory(opts: LinuxReaderOptions = {}): SystemMemory {
  *   runs when called and its result is reused for `portCacheMs`.
  *
  * A process that vanishes, or is not ours to read (ENOENT, ESRCH, EACCES,
- * malformed file), is skipped silently; other I/O errors (EMFILE, ...) throw,
- * since they would silently empty every sample.
+ * malformed file), is skipped silently, also between `list()` and
+ * `readSmaps()`; other I/O errors (EMFILE, ...) throw, since they would
+ * silently empty every sample. An unreadable `/proc` listing throws
+ * {@link ProcfsReadError}.
  */
 /**
  * Page size without a native call: our own resident size in kB (status VmRSS)
@@ -210,7 +253,7 @@ export function createProcessTableReader(opts: LinuxReaderOptions = {}): SyncPro
   return {
     list(): RawProcess[] {
       const out: RawProcess[] = [];
-      for (const entry of readdirSync(procRoot)) {
+      for (const entry of mustRead(procRoot, () => readdirSync(procRoot))) {
         if (!isPidEntry(entry)) continue;
         const statText = readOrNull(`${procRoot}/${entry}/stat`);
         const stat = statText === null ? null : parseStat(statText);
@@ -270,7 +313,7 @@ function scanListeningPorts(procRoot: string): Map<number, number[]> {
   }
   const pidsByPort = new Map<number, Set<number>>();
   if (portByInode.size === 0) return new Map();
-  for (const entry of readdirSync(procRoot)) {
+  for (const entry of mustRead(procRoot, () => readdirSync(procRoot))) {
     if (!isPidEntry(entry)) continue;
     const fdDir = `${procRoot}/${entry}/fd`;
     const fds = listOrNull(fdDir);

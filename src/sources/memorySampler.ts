@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { MemtideConfig } from '../app/configSchema.js';
 import type { ComponentUsage, EngineSelf, MemorySample, ProcessSample } from '../model.js';
 import { OTHER, attributeComponents, knownComponents } from './attributeComponents.js';
-import type { PlatformReaders, RawProcess } from './readers.js';
+import type { PlatformReaders, RawProcess, SmapsInfo } from './readers.js';
 
 export interface SamplerOptions {
   readers: PlatformReaders;
@@ -98,11 +98,32 @@ export function createSampler(options: SamplerOptions): Sampler {
   };
 }
 
+/**
+ * Errors a per-process read may end in when the process exited after the
+ * listing (the kernel answers ENOENT or ESRCH for a pid that is gone).
+ */
+const PROCESS_GONE = new Set(['ENOENT', 'ESRCH']);
+
+/**
+ * PSS of one listed process; null when it is not wanted, not available, or
+ * the process exited since the listing. The built-in readers already answer
+ * null then; a reader that throws ENOENT/ESRCH instead (an embedder's own)
+ * must not fail the whole sample for one process that ended mid-sample.
+ */
+async function readPss(readers: PlatformReaders, pid: number): Promise<SmapsInfo | null> {
+  try {
+    return await readers.processes.readSmaps(pid);
+  } catch (error) {
+    if (PROCESS_GONE.has((error as NodeJS.ErrnoException | null)?.code ?? '')) return null;
+    throw error;
+  }
+}
+
 async function toProcessSample(p: RawProcess, component: string, config: MemtideConfig, readers: PlatformReaders): Promise<ProcessSample> {
   const mode = config.sampling.pss;
   // smaps_rollup costs ~0.3 ms a process: read it only where someone is watching.
   const wantPss = mode === 'all' || (mode === 'watched' && component !== OTHER);
-  const smaps = wantPss ? await readers.processes.readSmaps(p.pid) : null;
+  const smaps = wantPss ? await readPss(readers, p.pid) : null;
   return {
     pid: p.pid,
     ppid: p.ppid,

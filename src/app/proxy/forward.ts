@@ -9,11 +9,28 @@
  *   the generation;
  * - `onDone` is called exactly once with how it ended (for the governor's
  *   `release`), including a mid-stream `{"error": ...}` line under status 200.
+ *
+ * When the upstream fails (docs/reliability.md):
+ * - a connection that fails before it is open (refused, unreachable, no
+ *   connection within `connectTimeoutMs`) has sent nothing upstream, so it is
+ *   retried, `upstreamRetries` times with exponential backoff
+ *   (`retryBackoffMs`, doubling); the client's own body is only piped once a
+ *   connection is open, so even a streamed upload can be retried. Then the
+ *   client gets 502 `MEMTIDE_ERR_UPSTREAM` naming the upstream and the cause;
+ * - a failure after the connection opened is not retried (a generation may
+ *   have started): 502;
+ * - an upstream that sends nothing for `upstreamTimeoutMs` (before its
+ *   headers, or between two chunks of the answer) is cancelled: 504
+ *   `MEMTIDE_ERR_UPSTREAM_TIMEOUT`;
+ * - an answer cut mid-stream ends, on a line boundary of an NDJSON/SSE
+ *   stream, with an `{"error": ...}` line like Ollama's own mid-stream
+ *   errors, so clients see why; otherwise the connection is cut.
  */
 import { request as httpRequest, type Agent, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
-import { sendProxyError } from './errorReply.js';
+import { formatDuration } from '../units.js';
+import { proxyErrorBody, sendProxyError } from './errorReply.js';
 
 export interface ForwardOutcome {
   ok: boolean;
@@ -30,7 +47,62 @@ export interface ForwardOptions {
   responseHeaders?: ReadonlyArray<[string, string]>;
   /** Shape of the proxy's own 502 (OpenAI on /v1/*). */
   openAi: boolean;
+  /** Retries and timeouts; missing fields take {@link DEFAULT_UPSTREAM_POLICY}. */
+  policy?: Partial<UpstreamPolicy>;
+  /** Told before each retry (for the log). */
+  onRetry?(notice: RetryNotice): void;
   onDone(outcome: ForwardOutcome): void;
+}
+
+/** How the proxy deals with an upstream that is down or slow. */
+export interface UpstreamPolicy {
+  /** Extra attempts after a connection failure that happened before any byte was sent upstream. */
+  upstreamRetries: number;
+  /** Wait before the first retry; doubles at each one. */
+  retryBackoffMs: number;
+  /** Longest silence of the upstream (before its answer starts, and between two chunks of it); 0 = none. */
+  upstreamTimeoutMs: number;
+  /** Longest wait for a connection to open; past it the attempt counts as a connection failure (retried). 0 = the OS's. */
+  connectTimeoutMs: number;
+}
+
+/**
+ * Defaults: 3 retries 100, 200, 400 ms apart (an Ollama restart on the same
+ * machine is usually back within them); 10 minutes of upstream silence, since
+ * a non-streamed answer (Meetily's summaries) only starts once the whole text
+ * is generated, which takes minutes on a CPU.
+ */
+export const DEFAULT_UPSTREAM_POLICY: Readonly<UpstreamPolicy> = Object.freeze({
+  upstreamRetries: 3,
+  retryBackoffMs: 100,
+  upstreamTimeoutMs: 10 * 60_000,
+  connectTimeoutMs: 5_000,
+});
+
+export interface RetryNotice {
+  /** The attempt about to be made (1 = first retry). */
+  attempt: number;
+  delayMs: number;
+  /** Why the previous attempt failed. */
+  error: string;
+}
+
+/** Ends an upstream request that went silent or never connected (the `error` it is destroyed with). */
+class UpstreamTimeoutError extends Error {
+  readonly code = 'MEMTIDE_ERR_UPSTREAM_TIMEOUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UpstreamTimeoutError';
+  }
+}
+
+function policyOf(partial: Partial<UpstreamPolicy> | undefined): UpstreamPolicy {
+  const policy = { ...DEFAULT_UPSTREAM_POLICY };
+  for (const key of Object.keys(policy) as (keyof UpstreamPolicy)[]) {
+    const value = partial?.[key];
+    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) policy[key] = value;
+  }
+  return policy;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
@@ -128,16 +200,23 @@ function errorBodyWatcher(stream: IncomingMessage, status: number): () => string
 }
 
 export function forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
-  const { upstream, body } = options;
+  const { upstream, body, openAi } = options;
+  const policy = policyOf(options.policy);
   const basePath = upstream.pathname.replace(/\/$/, '');
   let finished = false;
   const finish = (outcome: ForwardOutcome) => {
     if (finished) return;
     finished = true;
+    clearTimeout(retryTimer);
+    clearTimeout(waitTimer);
     options.onDone(outcome);
   };
   let clientGone = false;
   let current: ClientRequest | null = null;
+  /** The backoff before the next attempt. */
+  let retryTimer: NodeJS.Timeout | undefined;
+  /** Connect timeout, then upstream silence (before and during the answer). */
+  let waitTimer: NodeJS.Timeout | undefined;
   res.on('close', () => {
     if (res.writableFinished) return;
     clientGone = true;
@@ -148,6 +227,10 @@ export function forward(req: IncomingMessage, res: ServerResponse, options: Forw
 
   // A request with no body to resend can be retried once when a reused keep-alive socket was closed under it.
   const replayable = body !== undefined || req.method === 'GET' || req.method === 'HEAD';
+  let staleReplayed = false;
+  /** The client's body has been piped into an attempt (it cannot be read twice). */
+  let clientBodyPiped = false;
+  let responded = false;
 
   const send = (attempt: number): void => {
     const open = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -161,40 +244,114 @@ export function forward(req: IncomingMessage, res: ServerResponse, options: Forw
       agent: options.agent,
     });
     current = upReq;
-    upReq.on('socket', (socket) => socket.setNoDelay(true));
-    upReq.on('response', (upRes) => onResponse(upRes));
-    upReq.on('error', (error: NodeJS.ErrnoException) => {
-      if (clientGone) return;
-      if (attempt === 0 && replayable && upReq.reusedSocket && error.code === 'ECONNRESET' && !res.headersSent) {
-        send(1);
+    /** Once open, bytes may reach the upstream: from then on a failure is not retried. */
+    let connected = false;
+    let silentFor: number | null = null;
+    const wait = (ms: number, onTimeout: () => UpstreamTimeoutError) => {
+      clearTimeout(waitTimer);
+      if (ms > 0) waitTimer = setTimeout(() => upReq.destroy(onTimeout()), ms);
+    };
+    const waitForUpstream = () =>
+      wait(policy.upstreamTimeoutMs, () => {
+        silentFor = policy.upstreamTimeoutMs;
+        return new UpstreamTimeoutError(`upstream ${upstream.origin} sent nothing for ${formatDuration(policy.upstreamTimeoutMs)} (proxy.upstreamTimeoutMs)`);
+      });
+    const onConnected = () => {
+      connected = true;
+      clearTimeout(waitTimer);
+      if (body !== undefined) return; // already handed to upReq.end(): sent now that the socket is open
+      // Piped only now, so a connection that never opened has not consumed the client's body.
+      if (!clientBodyPiped) {
+        clientBodyPiped = true;
+        req.pipe(upReq);
+      } else {
+        upReq.end(); // the replay of a GET/HEAD whose (empty) body the first attempt read
+      }
+    };
+    upReq.on('socket', (socket) => {
+      socket.setNoDelay(true);
+      if (!socket.connecting) {
+        onConnected(); // a kept-alive socket
         return;
       }
-      const message = `upstream ${upstream.origin} failed: ${error.code ?? error.message}`;
-      if (res.headersSent) res.destroy();
-      else sendProxyError(res, { status: 502, message, code: 'MEMTIDE_ERR_UPSTREAM' }, options.openAi);
+      wait(policy.connectTimeoutMs, () => new UpstreamTimeoutError(`no connection within ${formatDuration(policy.connectTimeoutMs)}`));
+      socket.once('connect', onConnected);
+    });
+    // The request is out: from now on the upstream owes an answer.
+    upReq.on('finish', waitForUpstream);
+    upReq.on('response', (upRes) => onResponse(upRes, waitForUpstream, () => silentFor));
+    upReq.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(waitTimer);
+      // After the answer started, the response's own handlers (`lost`) tell the client.
+      if (clientGone || responded || finished) return;
+      if (!staleReplayed && replayable && upReq.reusedSocket && error.code === 'ECONNRESET') {
+        // A kept-alive socket the upstream had closed: the request never reached it. Once, at once.
+        staleReplayed = true;
+        send(attempt);
+        return;
+      }
+      if (silentFor !== null) {
+        const message = `${error.message}; the request was cancelled upstream`;
+        sendProxyError(res, { status: 504, message, code: 'MEMTIDE_ERR_UPSTREAM_TIMEOUT' }, openAi);
+        finish({ ok: false, status: 504, error: message });
+        return;
+      }
+      const reason = error.message || error.code || 'unknown error';
+      if (!connected && attempt < policy.upstreamRetries) {
+        const delayMs = policy.retryBackoffMs * 2 ** attempt;
+        options.onRetry?.({ attempt: attempt + 1, delayMs, error: reason });
+        retryTimer = setTimeout(() => send(attempt + 1), delayMs);
+        return;
+      }
+      const attempts = attempt + 1;
+      const message = connected
+        ? `upstream ${upstream.origin} failed: ${reason}`
+        : `upstream ${upstream.origin} (models.upstream) unreachable after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason}`;
+      sendProxyError(res, { status: 502, message, code: 'MEMTIDE_ERR_UPSTREAM' }, openAi);
       finish({ ok: false, status: 502, error: message });
     });
+    // A body we hold is handed over now (buffered until the socket opens, so a retry can send it again).
     if (body !== undefined) upReq.end(body);
-    else if (attempt === 0) req.pipe(upReq);
-    else upReq.end();
   };
 
-  const onResponse = (upRes: IncomingMessage) => {
+  const onResponse = (upRes: IncomingMessage, stillWaiting: () => void, silentFor: () => number | null) => {
+    responded = true;
+    stillWaiting(); // re-armed by every chunk: the upstream may pause, not go silent
     const status = upRes.statusCode ?? 502;
     res.writeHead(status, upRes.statusMessage, responseHeaders(upRes, options.responseHeaders ?? []));
     const streamed = upRes.headers['content-length'] === undefined;
     if (streamed) res.flushHeaders();
-    const errorOf =
-      status >= 400 ? errorBodyWatcher(upRes, status) : STREAM_TYPES.test(upRes.headers['content-type'] ?? '') ? errorLineWatcher(upRes) : () => undefined;
+    const lineStream = streamed && STREAM_TYPES.test(upRes.headers['content-type'] ?? '') && upRes.headers['content-encoding'] === undefined;
+    const errorOf = status >= 400 ? errorBodyWatcher(upRes, status) : lineStream ? errorLineWatcher(upRes) : () => undefined;
+    /** The client's copy ends on a line boundary (an error line can follow). */
+    let atLineEnd = true;
+    upRes.on('data', (chunk: Buffer) => {
+      stillWaiting();
+      if (chunk.length > 0) atLineEnd = chunk[chunk.length - 1] === 0x0a;
+    });
     upRes.pipe(res);
     upRes.on('end', () => {
+      clearTimeout(waitTimer);
       const error = errorOf();
       finish({ ok: error === undefined, status, ...(error !== undefined ? { error } : {}) });
     });
     const lost = () => {
-      if (upRes.complete) return;
-      res.destroy();
-      finish({ ok: false, status, error: 'upstream connection lost mid-answer' });
+      if (upRes.complete || finished) return;
+      clearTimeout(waitTimer);
+      const silent = silentFor();
+      const error =
+        silent !== null
+          ? `upstream ${upstream.origin} sent nothing for ${formatDuration(silent)} mid-answer (proxy.upstreamTimeoutMs)`
+          : `upstream ${upstream.origin} connection lost mid-answer`;
+      if (!clientGone && lineStream && atLineEnd && !res.writableEnded) {
+        // Like Ollama's own mid-stream failures: a last {"error": ...} line, so the client knows why.
+        upRes.unpipe(res);
+        const code = silent !== null ? 'MEMTIDE_ERR_UPSTREAM_TIMEOUT' : 'MEMTIDE_ERR_UPSTREAM';
+        res.end(`${JSON.stringify(proxyErrorBody({ status: silent !== null ? 504 : 502, message: error, code }, openAi))}\n`);
+      } else {
+        res.destroy();
+      }
+      finish({ ok: false, status, error });
     };
     upRes.on('error', lost);
     upRes.on('close', lost);

@@ -7,13 +7,34 @@ import type { Logger } from '../../sinks/logger.js';
 import type { ModelGovernor } from '../../streams/governorApi.js';
 import type { MemtideConfig } from '../config.js';
 import { loadOrCreateToken } from '../token.js';
+import type { UpstreamPolicy } from './forward.js';
 import { isLoopbackHost, parseListen } from './listen.js';
 import { ProxyError, startProxy, type ProxyHandle, type ProxySettings } from './proxy.js';
 
-export const proxySettingsOf = (config: MemtideConfig): ProxySettings => ({
+/** The proxy's hot-reloadable settings, upstream retry and timeout policy included. */
+export type ProxyConfigSettings = ProxySettings & Pick<UpstreamPolicy, 'upstreamRetries' | 'retryBackoffMs' | 'upstreamTimeoutMs'>;
+
+export const proxySettingsOf = (config: MemtideConfig): ProxyConfigSettings => ({
   bodyLimitBytes: config.proxy.bodyLimitBytes,
   useMmap: config.models.useMmap,
+  upstreamRetries: config.proxy.upstreamRetries,
+  retryBackoffMs: config.proxy.retryBackoffMs,
+  upstreamTimeoutMs: config.proxy.upstreamTimeoutMs,
 });
+
+/** The upstream policy part of the settings, as `forward()` takes it. */
+export const upstreamPolicyOf = (settings: Partial<ProxyConfigSettings>): Partial<UpstreamPolicy> => ({
+  ...(settings.upstreamRetries !== undefined ? { upstreamRetries: settings.upstreamRetries } : {}),
+  ...(settings.retryBackoffMs !== undefined ? { retryBackoffMs: settings.retryBackoffMs } : {}),
+  ...(settings.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: settings.upstreamTimeoutMs } : {}),
+});
+
+const sameSettings = (a: ProxyConfigSettings, b: ProxyConfigSettings) =>
+  a.bodyLimitBytes === b.bodyLimitBytes &&
+  a.useMmap === b.useMmap &&
+  a.upstreamRetries === b.upstreamRetries &&
+  a.retryBackoffMs === b.retryBackoffMs &&
+  a.upstreamTimeoutMs === b.upstreamTimeoutMs;
 
 export interface ProxyFromConfigOptions {
   /** The live config (`memtide.config$`); its first value decides the listen address and upstream. */
@@ -39,7 +60,7 @@ export async function startProxyFromConfig(options: ProxyFromConfigOptions): Pro
       }
       return proxySettingsOf(c);
     }),
-    distinctUntilChanged((a, b) => a.bodyLimitBytes === b.bodyLimitBytes && a.useMmap === b.useMmap),
+    distinctUntilChanged(sameSettings),
   );
   return startProxy({
     listen,

@@ -2,11 +2,12 @@
  * Config section `proxy`: the Ollama-compatible proxy Meetily points at
  * (docs/proxy.md). It forwards to the Ollama server of `models.upstream`, the
  * one the governor watches: one setting, so the two can never disagree.
- * `bodyLimitBytes` is hot-reloadable; the listen address needs a restart.
+ * `bodyLimitBytes` and the upstream retry/timeout settings are
+ * hot-reloadable; the listen address needs a restart.
  */
 import { z } from 'zod';
 import { isLoopbackHost, parseListen } from '../proxy/listen.js';
-import { bytes } from '../schemaTypes.js';
+import { bytes, duration } from '../schemaTypes.js';
 
 export const proxySchema = z
   .strictObject({
@@ -24,6 +25,17 @@ export const proxySchema = z
       .boolean()
       .default(false)
       .describe('Allow a listen address beyond loopback; then every request needs the bearer token (server.tokenFile).'),
+    upstreamRetries: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(3)
+      .describe('Retries of a request whose connection to models.upstream failed before anything was sent (Ollama down or restarting); then 502.'),
+    retryBackoffMs: duration('Wait before the first retry of an unreachable upstream; doubles at each retry.').prefault(100),
+    upstreamTimeoutMs: duration(
+      'Longest silence of the upstream (before its answer starts, or between two chunks) before the request is cancelled with 504; 0 waits forever. A non-streamed answer starts only when it is complete.',
+    ).prefault('10m'),
   })
   .superRefine((proxy, ctx) => {
     const parsed = parseListen(proxy.listen);
@@ -35,6 +47,6 @@ export const proxySchema = z
       });
     }
   })
-  .describe('Ollama-compatible proxy: listen address, body limit, remote access.')
+  .describe('Ollama-compatible proxy: listen address, body limit, remote access, upstream retries and timeout.')
   .prefault({});
 export type ProxyConfig = z.output<typeof proxySchema>;
