@@ -51,13 +51,20 @@ export async function readBody(req: IncomingMessage, limitBytes: number): Promis
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limitBytes) {
-      req.resume();
-      throw new HttpError(413, 'MEMTIDE_ERR_BODY_TOO_LARGE', `request body exceeds the limit of ${limitBytes} bytes`);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limitBytes) {
+        req.resume();
+        throw new HttpError(413, 'MEMTIDE_ERR_BODY_TOO_LARGE', `request body exceeds the limit of ${limitBytes} bytes`);
+      }
+      chunks.push(chunk as Buffer);
     }
-    chunks.push(chunk as Buffer);
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    // The client went away mid-body or broke the framing ("aborted", ECONNRESET): its mistake, not a server failure.
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new HttpError(400, 'MEMTIDE_ERR_BODY_INCOMPLETE', `request body ended after ${size} bytes, before it was complete (${reason})`);
   }
   return Buffer.concat(chunks);
 }

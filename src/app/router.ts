@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../sinks/logger.js';
 import type { MemtideConfig } from './config.js';
+import { HttpError } from './http.js';
 import type { Memtide } from './memtide.js';
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -48,7 +49,16 @@ export function compileRoutes(routes: readonly Route[]): CompiledRoute[] {
   });
 }
 
-/** The route for a request, or which methods the path allows (for 405), or nothing (404). */
+/** A `:param` segment, URL-decoded; bad percent-encoding (`%E0`, `%zz`) is a 400 naming the parameter. */
+function decodeParam(name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, 'MEMTIDE_ERR_BAD_URL', `${name}: not valid percent-encoded UTF-8: "${raw.slice(0, 200)}"`, name);
+  }
+}
+
+/** The route for a request, or which methods the path allows (for 405), or nothing (404); throws a 400 HttpError for a malformed `:param`. */
 export function matchRoute(
   routes: readonly CompiledRoute[],
   method: string,
@@ -60,7 +70,7 @@ export function matchRoute(
     if (!match) continue;
     if (route.method === method || (method === 'HEAD' && route.method === 'GET')) {
       const params: Record<string, string> = {};
-      route.names.forEach((name, index) => (params[name] = decodeURIComponent(match[index + 1] ?? '')));
+      route.names.forEach((name, index) => (params[name] = decodeParam(name, match[index + 1] ?? '')));
       return { route, params };
     }
     allowed.push(route.method);

@@ -5,8 +5,9 @@
  * token. No CORS headers are ever sent, and requests whose Host header is not
  * this server's loopback name are refused (DNS rebinding).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../sinks/logger.js';
 import { HttpError, sendError } from './http.js';
 import type { Memtide } from './memtide.js';
@@ -45,6 +46,70 @@ function hostAllowed(header: string | undefined, port: number, loopbackOnly: boo
   return LOOPBACK.test(host) && (match[2] === undefined || Number(match[2]) === port);
 }
 
+/**
+ * The request target as a URL. Origin-form ("/a/b?q") is read as a path even
+ * when it starts with "//" (as a relative reference that would be a host);
+ * a target no URL parser accepts (`http://[`) is the client's mistake.
+ */
+function requestUrl(target: string | undefined): URL {
+  const raw = target ?? '/';
+  try {
+    return raw.startsWith('/') ? new URL(`http://localhost${raw}`) : new URL(raw, 'http://localhost');
+  } catch {
+    throw new HttpError(400, 'MEMTIDE_ERR_BAD_URL', `not a valid request target: "${raw.slice(0, 200)}"`);
+  }
+}
+
+/** A whole HTTP/1.1 error answer as bytes, in the API's JSON shape, for sockets Node's parser gave up on. */
+function rawJsonError(status: number, code: string, message: string): string {
+  const body = JSON.stringify({ error: message, code });
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncache-control: no-store\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+/**
+ * Requests Node's parser rejects (bad framing, header bytes, an oversized
+ * head) or cannot hand to a route (CONNECT) would otherwise get a bare
+ * "400 Bad Request" without a body, or a closed connection: they get the
+ * same JSON errors as every other answer.
+ */
+function answerUnparsable(server: Server): void {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    // A response already on its way (a route answered the head before the broken body was parsed)
+    // cannot be followed by another one on the same socket: close, as Node itself does.
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'MEMTIDE_ERR_HEADERS_TOO_LARGE', 'request head (request line and headers) too large']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'MEMTIDE_ERR_REQUEST_TIMEOUT', 'request not received in time']
+          : [400, 'MEMTIDE_ERR_BAD_REQUEST', `malformed HTTP request: ${(error as { reason?: string }).reason ?? error.code ?? error.message}`];
+    answerAndClose(socket, rawJsonError(status, code, message));
+  });
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    answerAndClose(socket, rawJsonError(405, 'MEMTIDE_ERR_METHOD', `method ${req.method} not allowed`));
+  });
+}
+
+/**
+ * Sends the answer and closes our side; input is read and dropped until the
+ * client closes too (a paused socket would never see it go, and the server no
+ * longer tracks it: `close()` would wait forever), or at most 5 s.
+ */
+function answerAndClose(socket: Duplex, answer: string): void {
+  socket.end(answer);
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), 5_000);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
 export async function startServer(options: ServerOptions): Promise<MemtideServer> {
   const { memtide, logger } = options;
   const config = memtide.config().server;
@@ -59,11 +124,18 @@ export async function startServer(options: ServerOptions): Promise<MemtideServer
   let port = config.port;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let pathname = req.url ?? '/';
     try {
-      if (!hostAllowed(req.headers.host, port, loopbackOnly)) {
-        throw new HttpError(421, 'MEMTIDE_ERR_HOST', `host "${req.headers.host ?? ''}" is not this server`);
+      if (req.headers.host === undefined && req.httpVersion === '1.1') {
+        throw new HttpError(400, 'MEMTIDE_ERR_HOST', 'no Host header (HTTP/1.1 requires one)');
       }
+      if (!hostAllowed(req.headers.host, port, loopbackOnly)) {
+        const host = req.headers.host;
+        throw new HttpError(421, 'MEMTIDE_ERR_HOST', host === undefined ? 'no Host header: it must name this server' : `host "${host}" is not this server`);
+      }
+      // Parsed inside the try: a target `new URL` refuses must be a 400, not an unhandled rejection.
+      const url = requestUrl(req.url);
+      pathname = url.pathname;
       const found = matchRoute(routes, req.method ?? 'GET', url.pathname);
       if (!found) throw new HttpError(404, 'MEMTIDE_ERR_NOT_FOUND', `no such endpoint: ${url.pathname}`);
       if ('allowed' in found) {
@@ -80,12 +152,14 @@ export async function startServer(options: ServerOptions): Promise<MemtideServer
       }
       await found.route.handler(req, res, found.params, url);
     } catch (error) {
-      if (!(error instanceof HttpError)) logger.error(`${req.method} ${url.pathname} failed: ${String(error)}`);
+      if (!(error instanceof HttpError)) logger.error(`${req.method} ${pathname} failed: ${String(error)}`);
       sendError(res, error);
     }
   };
 
-  const server: Server = createServer((req, res) => void handle(req, res));
+  // requireHostHeader off: Node's own answer to a missing Host is a bare 400; `handle` answers it in JSON.
+  const server: Server = createServer({ requireHostHeader: false }, (req, res) => void handle(req, res));
+  answerUnparsable(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {

@@ -134,6 +134,9 @@ function requestHeaders(req: IncomingMessage, upstream: URL, body: Buffer | unde
   }
   headers.host = upstream.host;
   if (body) headers['content-length'] = body.length;
+  // A streamed chunked body must stay chunked: Node's client does not chunk a GET/DELETE body by default,
+  // and unframed bytes would be read upstream as a second request (smuggled past the governor).
+  else if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
   return headers;
 }
 

@@ -74,16 +74,26 @@ export class ModelRequestError extends Error {
   }
 }
 
+/** The Go request struct of each native endpoint (ollama/ollama `api/types.go`), as encoding/json names it in errors. */
+const GO_REQUEST_TYPES: Partial<Record<ModelEndpoint, string>> = { generate: 'GenerateRequest', chat: 'ChatRequest', embed: 'EmbedRequest', embeddings: 'EmbeddingRequest' };
+
+/** encoding/json's name for the JSON type of a value, as in its UnmarshalTypeError. */
+const goJsonType = (value: unknown): string => (Array.isArray(value) ? 'array' : typeof value === 'boolean' ? 'bool' : typeof value === 'object' ? 'object' : typeof value);
+
 /**
  * What the governor needs from a parsed body, or null when the body names no
  * model (then it is forwarded as is and Ollama answers with its own error).
- * Throws ModelRequestError for a `keep_alive` Ollama would refuse, naming the field.
+ * Throws ModelRequestError for a `keep_alive` or an `options` Ollama would refuse, naming the field.
  */
 export function admissionRequestOf(body: unknown, endpoint: ModelEndpoint): Omit<AdmissionRequest, 'signal'> | null {
   if (!isObject(body) || typeof body.model !== 'string' || body.model === '') return null;
   const request: Omit<AdmissionRequest, 'signal'> = { model: body.model, endpoint, promptTokens: estimatePromptTokens(body) };
   if (isOpenAiEndpoint(endpoint)) return request; // keep_alive / options are not part of the OpenAI layer
   const options = body.options;
+  // Ollama refuses such a body (a 400 from encoding/json); the rewrite must not turn it into one Ollama accepts.
+  if (options !== undefined && options !== null && !isObject(options)) {
+    throw new ModelRequestError('options', `json: cannot unmarshal ${goJsonType(options)} into Go struct field ${GO_REQUEST_TYPES[endpoint]}.options of type map[string]interface {}`);
+  }
   if (isObject(options) && typeof options.num_ctx === 'number' && Number.isInteger(options.num_ctx) && options.num_ctx > 0) {
     request.requestedNumCtx = options.num_ctx;
   }
@@ -110,6 +120,7 @@ export function rewriteBody(body: Json, endpoint: ModelEndpoint, admission: Admi
   if (admission.model !== body.model) changes.model = admission.model;
   if (!isOpenAiEndpoint(endpoint)) {
     if (admission.keepAlive !== null && admission.keepAlive !== body.keep_alive) changes.keep_alive = admission.keepAlive;
+    // `options` is an object or absent/null here (admissionRequestOf refuses anything else): merged into, never replaced.
     const options = isObject(body.options) ? body.options : {};
     const optionChanges: Json = {};
     if (admission.numCtx !== null && options.num_ctx !== admission.numCtx) optionChanges.num_ctx = admission.numCtx;

@@ -64,17 +64,36 @@ export async function readPatch(req: IncomingMessage, limitBytes: number): Promi
   }
 }
 
-/** Dotted paths of the values a patch sets or removes (its leaves). */
-function leafPaths(value: unknown, prefix = ''): string[] {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [prefix];
-  const entries = Object.entries(value);
-  if (entries.length === 0) return prefix ? [prefix] : [];
-  return entries.flatMap(([key, inner]) => leafPaths(inner, prefix ? `${prefix}.${key}` : key));
+/** Far deeper than any setting (the schema nests 5 levels): a deeper patch is refused before anything recurses into it. */
+const MAX_PATCH_DEPTH = 32;
+
+/**
+ * Dotted paths of the values a patch sets or removes (its leaves), in order.
+ * Iterative: a body nested 100 000 levels deep (well within the body limit) is a
+ * ConfigError naming where it got too deep, not a stack overflow answered with a 500.
+ */
+function leafPaths(value: unknown, origin: string): string[] {
+  const leaves: string[] = [];
+  const stack: Array<[unknown, string[]]> = [[value, []]];
+  while (stack.length > 0) {
+    const [node, path] = stack.pop()!;
+    if (typeof node !== 'object' || node === null || Array.isArray(node)) {
+      leaves.push(path.join('.'));
+      continue;
+    }
+    if (path.length >= MAX_PATCH_DEPTH) {
+      throw new ConfigError([{ path: path.join('.'), message: `nested more than ${MAX_PATCH_DEPTH} levels deep: no setting is`, origin }]);
+    }
+    const entries = Object.entries(node);
+    if (entries.length === 0 && path.length > 0) leaves.push(path.join('.'));
+    for (let i = entries.length - 1; i >= 0; i -= 1) stack.push([entries[i]![1], [...path, entries[i]![0]]]);
+  }
+  return leaves;
 }
 
 /** Issues for patched keys under sections that are only read at start. */
 function restartOnlyIssues(patch: unknown, sections: readonly string[], origin: string): ConfigIssue[] {
-  return leafPaths(patch)
+  return leafPaths(patch, origin)
     .filter((path) => sections.some((section) => path === section || path.startsWith(`${section}.`)))
     .map((path) => ({ path, message: 'read once at start, so a runtime change would never apply: edit the config file and restart', origin }));
 }
@@ -110,7 +129,7 @@ export function configRoutes(options: ConfigRoutesOptions = {}): RouteModule {
             if (refused.length) throw new ConfigError(refused);
             const before = JSON.stringify(config());
             control.patch(patch, origin);
-            if (JSON.stringify(config()) !== before) logger.info(`config changed by ${origin}: ${leafPaths(patch).join(', ')}`);
+            if (JSON.stringify(config()) !== before) logger.info(`config changed by ${origin}: ${leafPaths(patch, origin).join(', ')}`);
           } catch (error) {
             if (!(error instanceof ConfigError)) throw error;
             sendConfigError(res, error);

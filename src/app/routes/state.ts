@@ -180,7 +180,13 @@ export const createStateRoutes = (options: StateRoutesOptions = {}): RouteModule
     {
       method: 'GET',
       path: '/api/events',
-      handler: (_req, res) => {
+      handler: (req, res) => {
+        // A HEAD answer carries no body, so it must not wait for the first event to send its head.
+        if (req.method === 'HEAD') {
+          res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+          res.end();
+          return;
+        }
         const replay: Array<[string, unknown]> = [];
         if (latestPressure) replay.push(['pressure', latestPressure]);
         if (latestSample) replay.push(['sample', compactSample(latestSample)]);
