@@ -708,6 +708,86 @@ describe('createModelGovernor: scenarios', () => {
   });
 });
 
+// ---- what the coordinator drives ------------------------------------------
+
+describe('createModelGovernor: coordinator actuators', () => {
+  it('budgetScale scales the preset budget; an explicit budgetBytes is used as written', async () => {
+    const h = harness({ budgetScale: 0.5 }, { preset: '8gb' });
+    expect(h.governor.budgetBytes()).toBe(Math.floor(4.5 * GIB * 0.5));
+    expect(h.governor.baseBudgetBytes()).toBe(h.governor.budgetBytes());
+    h.config$.next(config({ budgetScale: 0.5, budgetBytes: '6GB' }, { preset: '8gb' }));
+    expect(h.governor.budgetBytes()).toBe(6 * GB);
+    // the scaled budget is what admission plans with: gemma3:4b (4.3 GiB) no longer fits 2.25 GiB
+    h.config$.next(config({ budgetScale: 0.5 }, { preset: '8gb' }));
+    const r = h.request('gemma3:4b');
+    await advance(h.scheduler, 0);
+    expect(r.error).toMatchObject({ code: 'MEMTIDE_ERR_GOVERNOR_TOO_LARGE' });
+  });
+
+  it('setBudgetCap: a lower cap evicts idle models to fit; a load that fits the budget but not the cap waits (with its shortfall), then goes when the cap lifts', async () => {
+    const h = harness({ budgetBytes: '12GB', idleTimeoutMs: '1h' });
+    const gemma = h.request('gemma3:4b');
+    await advance(h.scheduler, 1000);
+    gemma.finish();
+    await advance(h.scheduler, 1000);
+    h.governor.setBudgetCap(3 * GB);
+    await advance(h.scheduler, 0);
+    expect(h.governor.budgetBytes()).toBe(3 * GB);
+    expect(h.governor.budgetCap()).toBe(3 * GB);
+    expect(h.ollama.runners.has('gemma3:4b')).toBe(false);
+    expect(h.actions.at(-1)).toMatchObject({ kind: 'unload', model: 'gemma3:4b', reason: expect.stringContaining('over the model budget of') });
+    const llama = h.request('llama3.1:8b');
+    await advance(h.scheduler, 10_000);
+    expect(llama.status).toBe('waiting');
+    expect(h.governor.capShortfallBytes()).toBeGreaterThan(2 * GB);
+    h.governor.setBudgetCap(null);
+    await advance(h.scheduler, 0);
+    expect(llama.status).toBe('running');
+    expect(h.governor.capShortfallBytes()).toBe(0);
+    expect(() => h.governor.setBudgetCap(-1)).toThrow(expect.objectContaining({ code: 'MEMTIDE_ERR_GOVERNOR_INPUT' }));
+    llama.finish();
+  });
+
+  it('unloadIdle: unloads idle unpinned models now (pinned ones too with idle-all), never one in flight', async () => {
+    const h = harness({ budgetBytes: '20GB', idleTimeoutMs: '1h', pinned: ['qwen2.5:0.5b'] });
+    const busy = h.request('llama3.1:8b');
+    for (const model of ['gemma3:4b', 'qwen2.5:0.5b']) {
+      const r = h.request(model);
+      await advance(h.scheduler, 1000);
+      r.finish();
+    }
+    await advance(h.scheduler, 0);
+    const result = await h.governor.unloadIdle('idle-unpinned', 'coordinator: pressure high');
+    expect(result.models).toEqual(['gemma3:4b']);
+    expect(result.bytes).toBeGreaterThan(3 * GB);
+    expect(h.actions.at(-1)).toMatchObject({ kind: 'unload', model: 'gemma3:4b', reason: 'coordinator: pressure high', executed: true });
+    expect((await h.governor.unloadIdle('idle-all')).models).toEqual(['qwen2.5:0.5b']);
+    expect([...h.ollama.runners.keys()]).toEqual(['llama3.1:8b']);
+    expect(h.ollama.violations).toEqual([]);
+    busy.finish();
+  });
+
+  it('unloadIdle in observe-only mode records what it would unload (executed: false) and unloads nothing', async () => {
+    const h = harness({ idleTimeoutMs: '1h', observeOnly: true });
+    const r = h.request('gemma3:4b');
+    await advance(h.scheduler, 1000);
+    r.finish();
+    const result = await h.governor.unloadIdle('idle-unpinned', 'coordinator: test');
+    expect(result.models).toEqual(['gemma3:4b']);
+    expect(h.ollama.runners.has('gemma3:4b')).toBe(true);
+    expect(h.actions.at(-1)).toMatchObject({ kind: 'unload', executed: false });
+  });
+
+  it('deferOptional: kept until lifted, with when it started', () => {
+    const h = harness();
+    expect(h.governor.optionalDeferral()).toBeNull();
+    h.governor.deferOptional({ reason: 'memory pressure critical', retryAfterMs: 120_000 });
+    expect(h.governor.optionalDeferral()).toEqual({ reason: 'memory pressure critical', retryAfterMs: 120_000, sinceMs: 0 });
+    h.governor.deferOptional(null);
+    expect(h.governor.optionalDeferral()).toBeNull();
+  });
+});
+
 // ---- model-based test ----------------------------------------------------
 
 const MODEL_NAMES = ['llama3.1:8b', 'gemma3:4b', 'qwen2.5:0.5b', 'llama3.1:8b-instruct-q8_0', 'ghost:7b'] as const;
@@ -801,6 +881,27 @@ class PinCmd implements Cmd {
   toString = () => `${this.pin ? 'pin' : 'unpin'}(${this.model})`;
 }
 
+/** The coordinator's budget balancing: a temporary cap, or none. */
+class CapCmd implements Cmd {
+  constructor(readonly gb: number | null) {}
+  check = () => true;
+  async run(_: object, w: World) {
+    w.h.governor.setBudgetCap(this.gb === null ? null : this.gb * GB);
+    await advance(w.h.scheduler, 0);
+  }
+  toString = () => `cap(${this.gb ?? 'none'})`;
+}
+
+/** The coordinator's one-shot pressure action. */
+class UnloadIdleCmd implements Cmd {
+  check = () => true;
+  async run(_: object, w: World) {
+    await w.h.governor.unloadIdle('idle-unpinned', 'coordinator: pressure high');
+    await advance(w.h.scheduler, 0);
+  }
+  toString = () => 'unloadIdle(idle-unpinned)';
+}
+
 class UpstreamCmd implements Cmd {
   constructor(readonly down: boolean) {}
   check = () => true;
@@ -830,6 +931,11 @@ const commands = [
     .map(([b, i, c, p]) => new ConfigCmd(b, i, c, p)),
   fc.tuple(fc.constantFrom(...MODEL_NAMES), fc.boolean()).map(([m, p]) => new PinCmd(m, p)),
   fc.boolean().map((d) => new UpstreamCmd(d)),
+  // The coordinator's hooks share one slot, so they do not crowd out what the coverage check below counts on.
+  fc.oneof(
+    fc.constantFrom(null, null, 3, 6, 9).map((gb): Cmd => new CapCmd(gb)),
+    fc.constant<Cmd>(new UnloadIdleCmd()),
+  ),
 ];
 
 describe('createModelGovernor: model-based (fc.commands)', () => {
@@ -865,6 +971,7 @@ describe('createModelGovernor: model-based (fc.commands)', () => {
           expect(idleUnloadsOfPinned, 'a pinned model was unloaded for idleness').toEqual([]);
           // Every request ends: finish what runs, let time pass, and nothing is left waiting.
           h.ollama.down = false;
+          h.governor.setBudgetCap(null);
           h.pressure$.next(change('low'));
           for (let round = 0; round < 20 && world.requests.some((r) => r.status === 'waiting' || r.status === 'running'); round += 1) {
             for (const r of world.requests) r.finish();

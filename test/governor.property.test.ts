@@ -6,7 +6,7 @@ import { chooseContext, type ContextForMemoryConfig, type ContextRequest } from 
 import { modelsSchema } from '../src/app/schema/models.js';
 import { idleTimeoutOf, idleUnload, type IdleUnloadConfig, type IdleUnloadDecision, type ModelActivity } from '../src/operators/idleUnload.js';
 import { planAdmission } from '../src/operators/models/admissionPlan.js';
-import { effectiveIdleConfig, isPinned, keepAliveFor, presetBudgetBytes } from '../src/operators/models/governorPolicy.js';
+import { effectiveIdleConfig, isPinned, keepAliveFor, modelBudgetBytes, presetBudgetBytes } from '../src/operators/models/governorPolicy.js';
 import type { ModelFacts } from '../src/operators/models/modelMemory.js';
 import { planBudget } from '../src/operators/lruBudget.js';
 import { pressureResponse, type PressureDirective } from '../src/operators/pressureResponse.js';
@@ -354,6 +354,51 @@ describe('planAdmission properties (src/operators/models/admissionPlan.ts)', () 
           if (admit.inject !== null) expect(admit.inject).toBeGreaterThanOrEqual(Math.min(promptTokens + cfg.answerReserveTokens, 32768));
         },
       ),
+    );
+  });
+
+  it('a temporary cap never refuses what the budget admits: the load waits (saying what it misses) or fits the cap', () => {
+    fc.assert(
+      fc.property(planned, fc.integer({ min: 0, max: 20 * GB }), fc.integer({ min: 0, max: 20 * GB }), fc.nat({ max: 20_000 }), (models, budget, cap, promptTokens) => {
+        const input = {
+          request: { model: 'llama3.1:8b', endpoint: 'chat', promptTokens },
+          config: cfg,
+          models,
+          facts,
+          tags: null,
+          correct: (_m: string, raw: number) => raw,
+          lastKnownSize: () => null,
+          hold: null,
+          systemAvailableBytes: null,
+        };
+        const uncapped = planAdmission({ ...input, budgetBytes: budget });
+        const capped = planAdmission({ ...input, budgetBytes: Math.min(budget, cap), uncappedBudgetBytes: budget });
+        if (uncapped.verdict !== 'refuse') expect(capped.verdict).not.toBe('refuse');
+        if (capped.verdict === 'wait' && capped.shortfallBytes !== undefined) {
+          expect(cap).toBeLessThan(budget);
+          expect(capped.shortfallBytes).toBeGreaterThan(0);
+          expect(capped.reason).toContain('optimization.balanceBudgets');
+        }
+        if (capped.verdict === 'admit' && capped.admit.needsLoad && capped.admit.bytes !== null) {
+          const others = models.filter((m) => m.name !== capped.admit.target).reduce((sum, m) => sum + m.sizeBytes, 0);
+          expect(others + capped.admit.bytes).toBeLessThanOrEqual(Math.min(budget, cap));
+        }
+      }),
+    );
+  });
+
+  it('modelBudgetBytes: budgetScale scales only the preset budget', () => {
+    fc.assert(
+      fc.property(fc.constantFrom('4gb', '8gb', '16gb') as fc.Arbitrary<'4gb' | '8gb' | '16gb'>, fc.double({ min: 0.1, max: 1, noNaN: true }), fc.option(fc.integer({ min: 1, max: 64 * GB }), { nil: null }), (preset, scale, explicit) => {
+        const base = presetBudgetBytes(preset, 32 * GB);
+        const value = modelBudgetBytes({ budgetBytes: explicit, budgetScale: scale }, preset, 32 * GB);
+        if (explicit !== null) expect(value).toBe(explicit);
+        else {
+          expect(value).toBeLessThanOrEqual(base);
+          expect(value).toBeGreaterThanOrEqual(Math.floor(base * 0.1));
+          expect(Math.abs(value - base * scale)).toBeLessThanOrEqual(1);
+        }
+      }),
     );
   });
 });

@@ -10,6 +10,7 @@ import {
   HISTORY_SCHEMA_VERSION,
   HistoryError,
   HistoryStore,
+  type ActionEntry,
   type ComponentPoint,
   type HistoryErrorCode,
   type HistoryStoreConfig,
@@ -763,8 +764,8 @@ describe('HistoryStore: migration from schema version 1', () => {
     expect(inspect(file, (db) => db.prepare(`SELECT name FROM sqlite_master WHERE name = 'alerts'`).all())).toEqual([]);
 
     const store = openStore(file);
-    expect(HISTORY_SCHEMA_VERSION).toBe(2);
-    expect(store.schemaVersion()).toBe(2);
+    expect(HISTORY_SCHEMA_VERSION).toBe(3);
+    expect(store.schemaVersion()).toBe(3);
     expect(store.journalMode()).toBe('wal');
 
     // The v1 rows, as the fixture README describes them.
@@ -794,7 +795,11 @@ describe('HistoryStore: migration from schema version 1', () => {
     again.appendAlerts([alertAt(T0 + 95 * SEC, 'pressure')]);
     expect([...again.alerts({ sinceMs: 0 })]).toEqual([{ ...alertAt(T0 + 95 * SEC, 'pressure'), acknowledgedAtMs: null }]);
     expect([...again.componentSeries({ sinceMs: 0, resolution: 'raw', component: 'ollama' })]).toHaveLength(6);
-    expect(inspect(file, (db) => db.pragma('user_version', { simple: true }))).toBe(2);
+    // version 3: the actions table, empty and usable
+    expect(again.actions({ sinceMs: 0 })).toEqual([]);
+    const id = again.insertAction(actionAt(T0 + 96 * SEC, 'shrink-caches'));
+    expect(again.actions({ sinceMs: 0 })).toEqual([{ ...actionAt(T0 + 96 * SEC, 'shrink-caches'), id }]);
+    expect(inspect(file, (db) => db.pragma('user_version', { simple: true }))).toBe(3);
   });
 
   it('the fixture itself is untouched (tests copy it)', () => {
@@ -873,5 +878,93 @@ describe('HistoryStore: alerts', () => {
     expectHistoryError(() => store.appendAlerts([alertAt(T0, 'pressure')]), 'MEMTIDE_ERR_HISTORY_CLOSED');
     expectHistoryError(() => [...store.alerts({ sinceMs: 0 })], 'MEMTIDE_ERR_HISTORY_CLOSED');
     expectHistoryError(() => store.acknowledgeAlert('pressure', T0), 'MEMTIDE_ERR_HISTORY_CLOSED');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Actions (schema version 3)
+// ---------------------------------------------------------------------------
+
+function actionAt(atMs: number, kind: string, extra: Partial<ActionEntry> = {}): ActionEntry {
+  return {
+    atMs,
+    source: 'coordinator',
+    kind,
+    level: 'high',
+    target: 'engine',
+    detail: 'caches to their small budget',
+    reason: 'pressure high: optimization level aggressive acts from high',
+    executed: true,
+    error: null,
+    componentBytesBefore: 300_000_000,
+    availableBytesBefore: 1_000_000_000,
+    componentBytesAfter: null,
+    availableBytesAfter: null,
+    measuredAtMs: null,
+    undoneAtMs: null,
+    ...extra,
+  };
+}
+
+describe('HistoryStore: actions', () => {
+  it('inserts on decision, updates memory after and the undo time, and lists newest first within a range and limit', () => {
+    const store = openStore(freshPath());
+    const a = store.insertAction(actionAt(T0, 'unload-idle-models', { target: 'ollama', detail: 'idle unpinned models' }));
+    const b = store.insertAction(actionAt(T0 + SEC, 'shrink-caches', { executed: false }));
+    const c = store.insertAction(actionAt(T0 + SEC, 'unload', { source: 'governor', level: null, target: 'ollama', detail: 'gemma3:4b (3.1 GiB)' }));
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(store.updateAction(b, { componentBytesAfter: 200_000_000, availableBytesAfter: 1_100_000_000, measuredAtMs: T0 + 31 * SEC })).toBe(true);
+    // a later update sets only what it carries: the measurement stays
+    expect(store.updateAction(b, { undoneAtMs: T0 + 5 * MIN })).toBe(true);
+    expect(store.updateAction(b, { error: 'cache is gone' })).toBe(true);
+    expect(store.updateAction(999, { undoneAtMs: 1 })).toBe(false);
+    const all = store.actions({ sinceMs: 0 });
+    expect(all.map((x) => x.id)).toEqual([c, b, a]);
+    expect(all[1]).toEqual({
+      ...actionAt(T0 + SEC, 'shrink-caches', { executed: false }),
+      id: b,
+      componentBytesAfter: 200_000_000,
+      availableBytesAfter: 1_100_000_000,
+      measuredAtMs: T0 + 31 * SEC,
+      undoneAtMs: T0 + 5 * MIN,
+      error: 'cache is gone',
+    });
+    expect(all[0]).toMatchObject({ source: 'governor', level: null, executed: true });
+    expect(store.actions({ sinceMs: T0 + SEC }).map((x) => x.id)).toEqual([c, b]);
+    expect(store.actions({ sinceMs: 0, untilMs: T0 + SEC }).map((x) => x.id)).toEqual([a]);
+    expect(store.actions({ sinceMs: 0, limit: 1 }).map((x) => x.id)).toEqual([c]);
+    expectHistoryError(() => store.actions({ sinceMs: 0, limit: 0 }), 'MEMTIDE_ERR_HISTORY_CONFIG', 'limit');
+  });
+
+  it('refuses an unknown source or level (CHECK), names the row it cannot decode', () => {
+    const file = freshPath();
+    const store = openStore(file);
+    expectHistoryError(() => store.insertAction(actionAt(T0, 'x', { source: 'someone' as never })), 'MEMTIDE_ERR_HISTORY_WRITE', 'CHECK constraint');
+    expectHistoryError(() => store.insertAction(actionAt(T0, 'x', { level: 'extreme' as never })), 'MEMTIDE_ERR_HISTORY_WRITE', 'CHECK constraint');
+    store.close();
+    const db = new Database(file);
+    db.prepare(`INSERT INTO actions (id, at_ms, source, kind, level, reason, executed) VALUES (42, 7, 'coordinator', 'x', NULL, 'r', 1)`).run();
+    db.prepare(`PRAGMA ignore_check_constraints = 1`).run();
+    db.prepare(`INSERT INTO actions (id, at_ms, source, kind, level, reason, executed) VALUES (43, 8, 'martians', 'x', NULL, 'r', 1)`).run();
+    db.close();
+    const again = openStore(file);
+    expect(again.actions({ sinceMs: 0, untilMs: 8 })).toMatchObject([{ id: 42, level: null, target: null, detail: null }]);
+    expectHistoryError(() => again.actions({ sinceMs: 8 }), 'MEMTIDE_ERR_HISTORY_CORRUPT', 'action 43 at 8');
+  });
+
+  it('actions follow the aggregate retention, reported as actionsDeleted', () => {
+    const store = openStore(freshPath(), { rawRetentionMs: HOUR, aggregateRetentionMs: DAY });
+    store.insertAction(actionAt(T0, 'shrink-caches'));
+    store.insertAction(actionAt(T0 + HOUR, 'shrink-caches'));
+    expect(store.applyRetention(T0 + DAY + 30 * MIN)).toEqual({ rawDeleted: 0, aggregatesDeleted: 0, pressureDeleted: 0, actionsDeleted: 1 });
+    expect(store.actions({ sinceMs: 0 }).map((x) => x.atMs)).toEqual([T0 + HOUR]);
+  });
+
+  it('action methods after close() fail with MEMTIDE_ERR_HISTORY_CLOSED', () => {
+    const store = openStore(freshPath());
+    store.close();
+    expectHistoryError(() => store.insertAction(actionAt(T0, 'x')), 'MEMTIDE_ERR_HISTORY_CLOSED');
+    expectHistoryError(() => store.updateAction(1, { undoneAtMs: 1 }), 'MEMTIDE_ERR_HISTORY_CLOSED');
+    expectHistoryError(() => store.actions({ sinceMs: 0 }), 'MEMTIDE_ERR_HISTORY_CLOSED');
   });
 });

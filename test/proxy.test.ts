@@ -273,6 +273,52 @@ describe('proxy: governor decisions', () => {
   });
 });
 
+describe('proxy: optional requests (X-Memtide-Priority) while live summaries are paused', () => {
+  const chat = { model: 'gemma3:1b', messages: [{ role: 'user', content: 'summarise so far' }], stream: false };
+
+  it('defers an optional request with 503, Retry-After and a body saying why; it never reaches the governor or Ollama', async () => {
+    const { fake, proxy, governor } = await rig();
+    governor.deferOptional({ reason: 'memory pressure critical: live summaries are paused by the coordinator (optimization.level aggressive)', retryAfterMs: 120_000 });
+    const native = await post(`${proxy.url}/api/chat`, chat, { headers: { 'content-type': 'application/json', 'X-Memtide-Priority': 'optional' } });
+    expect(native.status).toBe(503);
+    expect(native.headers.get('retry-after')).toBe('120');
+    expect(await native.json()).toEqual({
+      error: 'optional request deferred (X-Memtide-Priority: optional): memory pressure critical: live summaries are paused by the coordinator (optimization.level aggressive); retry in 120 s',
+      code: 'MEMTIDE_ERR_OPTIONAL_DEFERRED',
+    });
+    const openAi = await post(`${proxy.url}/v1/chat/completions`, chat, { headers: { 'content-type': 'application/json', 'x-memtide-priority': 'Optional' } });
+    expect(openAi.status).toBe(503);
+    expect(((await openAi.json()) as { error: { code: string; type: string } }).error).toMatchObject({ code: 'MEMTIDE_ERR_OPTIONAL_DEFERRED', type: 'api_error' });
+    expect(governor.admissions).toEqual([]);
+    expect(fake.received).toEqual([]);
+    // unmarked (all of Meetily's today) and normal requests are not deferred
+    expect((await post(`${proxy.url}/api/chat`, chat)).status).toBe(200);
+    expect((await post(`${proxy.url}/api/chat`, chat, { headers: { 'content-type': 'application/json', 'X-Memtide-Priority': 'normal' } })).status).toBe(200);
+    // lifted: optional requests go through again
+    governor.deferOptional(null);
+    expect((await post(`${proxy.url}/api/chat`, chat, { headers: { 'content-type': 'application/json', 'X-Memtide-Priority': 'optional' } })).status).toBe(200);
+    await governor.settled();
+    expect(governor.admissions).toHaveLength(3);
+  });
+
+  it('an unknown priority is 400 naming the header; a proxy without a governor takes its deferral from the option', async () => {
+    const { proxy } = await rig();
+    const bad = await post(`${proxy.url}/api/chat`, chat, { headers: { 'content-type': 'application/json', 'X-Memtide-Priority': 'urgent' } });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: 'X-Memtide-Priority: expected normal or optional, got "urgent"', code: 'MEMTIDE_ERR_BAD_HEADER', field: 'X-Memtide-Priority' });
+    const fake = await startFakeOllama();
+    cleanups.push(() => fake.close());
+    let deferral: { reason: string; retryAfterMs: number; sinceMs: number } | null = { reason: 'paused', retryAfterMs: 1500, sinceMs: 0 };
+    const bare = await startProxy({ listen: { host: '127.0.0.1', port: 0 }, upstream: fake.url, optionalDeferral: () => deferral });
+    cleanups.push(() => bare.close());
+    const deferred = await post(`${bare.url}/api/generate`, { model: 'gemma3:1b', prompt: 'x', stream: false }, { headers: { 'content-type': 'application/json', 'X-Memtide-Priority': 'optional' } });
+    expect(deferred.status).toBe(503);
+    expect(deferred.headers.get('retry-after')).toBe('2');
+    deferral = null;
+    expect((await post(`${bare.url}/api/generate`, { model: 'gemma3:1b', prompt: 'x', stream: false }, { headers: { 'content-type': 'application/json', 'X-Memtide-Priority': 'optional' } })).status).toBe(200);
+  });
+});
+
 describe('proxy: bad requests', () => {
   it('answers 400 naming the byte offset for invalid JSON, and the field for a bad keep_alive', async () => {
     const { fake, proxy, governor } = await rig();

@@ -5,6 +5,11 @@
  * the past does not change; one ending "now" is stale after the next history
  * flush). Hits, misses, evictions and expirations are counted for `/metrics`
  * and `GET /api/history/cache`.
+ *
+ * Under memory pressure the coordinator shrinks it (`shrink`: least recently
+ * used entries go until it fits a small budget, and it stays that small) and
+ * gives the budget back when pressure has fallen (`restore`). lru-cache's
+ * `maxSize` is fixed at construction, so the smaller limit is enforced here.
  */
 import { LRUCache } from 'lru-cache';
 
@@ -27,7 +32,11 @@ export interface HistoryQueryCacheOptions {
 }
 
 export interface HistoryCacheStats {
+  /** The configured budget. */
   maxBytes: number;
+  /** The budget in force: `maxBytes`, or the small one while shrunk. */
+  limitBytes: number;
+  shrunk: boolean;
   /** Bytes held now (expired entries count until they are looked up or evicted). */
   bytes: number;
   entries: number;
@@ -65,7 +74,18 @@ export interface HistoryQueryCache {
   maxBodyBytes(key: string): number;
   stats(): HistoryCacheStats;
   clear(): void;
+  /**
+   * Drops least recently used entries until at most `toBytes` are held
+   * (default: a sixteenth of the budget, at most 1 MiB) and keeps to that
+   * until `restore`. Returns the bytes freed.
+   */
+  shrink(toBytes?: number): number;
+  /** Back to the configured budget. */
+  restore(): void;
 }
+
+/** The shrunk budget by default: small enough to matter little, large enough for the dashboard's live range. */
+export const SHRUNK_CACHE_BYTES = 1024 * 1024;
 
 export function createHistoryQueryCache(options: HistoryQueryCacheOptions): HistoryQueryCache {
   const { maxBytes } = options;
@@ -73,6 +93,7 @@ export function createHistoryQueryCache(options: HistoryQueryCacheOptions): Hist
     throw new HistoryCacheError(`the history cache budget must be a whole number of bytes >= 0, got ${maxBytes}`);
   }
   const counts = { hits: 0, misses: 0, evictions: 0, expirations: 0, rejected: 0 };
+  let limit = maxBytes;
   const lru =
     maxBytes === 0
       ? null
@@ -87,6 +108,11 @@ export function createHistoryQueryCache(options: HistoryQueryCacheOptions): Hist
             else if (reason === 'expire') counts.expirations += 1;
           },
         });
+
+  /** Least recently used entries out (counted as evictions) until the smaller limit holds. */
+  const fit = () => {
+    while (lru && lru.calculatedSize > limit && lru.size > 0) lru.pop();
+  };
 
   const reject = (key: string) => {
     if (!lru) return; // caching off: nothing is ever kept, nothing is refused
@@ -103,19 +129,32 @@ export function createHistoryQueryCache(options: HistoryQueryCacheOptions): Hist
       return body;
     },
     set(key, body, ttlMs) {
-      if (!lru || entrySize(key, body) > maxBytes) {
+      if (!lru || entrySize(key, body) > limit) {
         reject(key);
         return false;
       }
       lru.set(key, body, { ttl: Math.max(1, Math.ceil(ttlMs)) });
+      fit();
       return true;
     },
     reject,
-    maxBodyBytes: (key) => Math.max(0, maxBytes - 2 * key.length - ENTRY_OVERHEAD_BYTES),
+    maxBodyBytes: (key) => Math.max(0, limit - 2 * key.length - ENTRY_OVERHEAD_BYTES),
+    shrink(toBytes = Math.min(SHRUNK_CACHE_BYTES, Math.floor(maxBytes / 16))) {
+      if (!Number.isSafeInteger(toBytes) || toBytes < 0) throw new HistoryCacheError(`shrink: expected a whole number of bytes >= 0, got ${toBytes}`);
+      const before = lru?.calculatedSize ?? 0;
+      limit = Math.min(maxBytes, toBytes);
+      fit();
+      return before - (lru?.calculatedSize ?? 0);
+    },
+    restore() {
+      limit = maxBytes;
+    },
     stats() {
       const lookups = counts.hits + counts.misses;
       return {
         maxBytes,
+        limitBytes: limit,
+        shrunk: limit < maxBytes,
         bytes: lru?.calculatedSize ?? 0,
         entries: lru?.size ?? 0,
         ...counts,

@@ -16,6 +16,11 @@
  * per notification, with an `acknowledged_at` column set by
  * `acknowledgeAlert`; they follow the aggregate retention like pressure events.
  *
+ * Actions (schema version 3) go to the `actions` table: every coordinator
+ * and governor action, executed or only decided (observe-only), with memory
+ * before and after; inserted when decided (`insertAction`), updated when
+ * "memory after" is measured and when undone (`updateAction`). Same retention.
+ *
  * Queries are generators over `Statement#iterate()`: a month of history is
  * never materialised in memory. Note that better-sqlite3 marks the connection
  * busy while an iterator is open, so writes on the same `HistoryStore` throw
@@ -147,6 +152,8 @@ export interface RetentionResult {
   pressureDeleted: number;
   /** Alert notifications deleted (same retention as pressure events); omitted when none were. */
   alertsDeleted?: number;
+  /** Actions deleted (same retention); omitted when none were. */
+  actionsDeleted?: number;
 }
 
 /** A stored alert notification. */
@@ -159,6 +166,53 @@ export interface AlertQuery extends TimeRange {
   /** Only firing or only resolved notifications; both when omitted. */
   status?: Alert['status'];
 }
+
+/** Who decided an action: the coordinator (cross-component plan) or the model governor. */
+export type ActionSource = 'coordinator' | 'governor';
+
+/** One action, executed or only decided, as the `actions` table keeps it. */
+export interface ActionEntry {
+  atMs: number;
+  source: ActionSource;
+  /** e.g. `unload-idle-models`, `shrink-caches`, `cap-model-budget`; governor: `unload`, `load`, `hold`, ... */
+  kind: string;
+  /** Pressure level when it was decided; null before the first level. */
+  level: PressureLevel | null;
+  /** Component whose memory it acts on (`ollama`, `audio`, `engine`, ...). */
+  target: string | null;
+  /** What exactly: a model name, a cap, a feature. */
+  detail: string | null;
+  reason: string;
+  /** False when only decided (observe-only mode). */
+  executed: boolean;
+  /** Why executing it failed, when it did. */
+  error: string | null;
+  /** The target component's RSS when decided. */
+  componentBytesBefore: number | null;
+  /** System available memory when decided. */
+  availableBytesBefore: number | null;
+  /** The same, `optimization.settleMs` later (null until measured). */
+  componentBytesAfter: number | null;
+  availableBytesAfter: number | null;
+  measuredAtMs: number | null;
+  /** When the action was given back (hysteresis, cap lifted); null while in force or for one-shot actions. */
+  undoneAtMs: number | null;
+}
+
+/** A stored action; `id` is the row's id in the table. */
+export interface StoredAction extends ActionEntry {
+  id: number;
+}
+
+/** Fields `updateAction` may set (after the insert). */
+export type ActionUpdate = Partial<Pick<ActionEntry, 'componentBytesAfter' | 'availableBytesAfter' | 'measuredAtMs' | 'undoneAtMs' | 'error'>>;
+
+export interface ActionQuery extends TimeRange {
+  /** At most this many, newest first (default 1000, at most 10 000). */
+  limit?: number;
+}
+
+export const MAX_ACTIONS_QUERY = 10_000;
 
 export interface CheckpointResult {
   /** True when a reader prevented a complete checkpoint (the WAL was not truncated). */
@@ -278,6 +332,29 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX alerts_by_time ON alerts (at_ms);
   CREATE INDEX alerts_by_key ON alerts (key, at_ms);
   `,
+  // 3: actions of the coordinator and the governor. Kinds are open text (new actions need no rebuild);
+  // the source is checked, like the alert status, because readers branch on it.
+  `
+  CREATE TABLE actions (
+    id                     INTEGER PRIMARY KEY,
+    at_ms                  INTEGER NOT NULL,
+    source                 TEXT    NOT NULL CHECK (source IN ('coordinator', 'governor')),
+    kind                   TEXT    NOT NULL,
+    level                  TEXT             CHECK (level IN ('low', 'medium', 'high', 'critical')),
+    target                 TEXT,
+    detail                 TEXT,
+    reason                 TEXT    NOT NULL,
+    executed               INTEGER NOT NULL CHECK (executed IN (0, 1)),
+    error                  TEXT,
+    component_bytes_before INTEGER,
+    available_bytes_before INTEGER,
+    component_bytes_after  INTEGER,
+    available_bytes_after  INTEGER,
+    measured_at_ms         INTEGER,
+    undone_at_ms           INTEGER
+  );
+  CREATE INDEX actions_by_time ON actions (at_ms);
+  `,
 ];
 
 /** The schema version this code writes; files with a higher `user_version` are refused. */
@@ -331,6 +408,19 @@ const SQL = {
       (at_ms, key, kind, severity, status, component, since_ms, repeat, title, message, recommendations)
     VALUES (@atMs, @key, @kind, @severity, @status, @component, @sinceMs, @repeat, @title, @message, @recommendations)`,
   acknowledgeAlert: `UPDATE alerts SET acknowledged_at = ? WHERE key = ? AND acknowledged_at IS NULL AND at_ms <= ?`,
+  insertAction: `INSERT INTO actions
+      (at_ms, source, kind, level, target, detail, reason, executed, error,
+       component_bytes_before, available_bytes_before, component_bytes_after, available_bytes_after, measured_at_ms, undone_at_ms)
+    VALUES (@atMs, @source, @kind, @level, @target, @detail, @reason, @executed, @error,
+       @componentBytesBefore, @availableBytesBefore, @componentBytesAfter, @availableBytesAfter, @measuredAtMs, @undoneAtMs)`,
+  // Only the fields given change (a NULL parameter keeps the stored value): the sink sends each update as it comes.
+  updateAction: `UPDATE actions SET
+      component_bytes_after = coalesce(@componentBytesAfter, component_bytes_after),
+      available_bytes_after = coalesce(@availableBytesAfter, available_bytes_after),
+      measured_at_ms = coalesce(@measuredAtMs, measured_at_ms),
+      undone_at_ms = coalesce(@undoneAtMs, undone_at_ms),
+      error = coalesce(@error, error)
+    WHERE id = @id`,
 
   deleteComponentsBefore: `DELETE FROM component_samples WHERE timestamp_ms < ?`,
   deleteSystemBefore: `DELETE FROM system_samples WHERE timestamp_ms < ?`,
@@ -338,6 +428,7 @@ const SQL = {
   deleteSystemBucketsBefore: `DELETE FROM system_buckets WHERE bucket_ms < ?`,
   deletePressureBefore: `DELETE FROM pressure_events WHERE at_ms < ?`,
   deleteAlertsBefore: `DELETE FROM alerts WHERE at_ms < ?`,
+  deleteActionsBefore: `DELETE FROM actions WHERE at_ms < ?`,
 
   componentRaw: `SELECT timestamp_ms, component, rss_bytes, pss_bytes, process_count FROM component_samples
     WHERE timestamp_ms >= ? AND timestamp_ms < ? ORDER BY timestamp_ms, component`,
@@ -359,6 +450,10 @@ const SQL = {
     FROM alerts WHERE at_ms >= ? AND at_ms < ? ORDER BY at_ms, rowid`,
   alertsWithStatus: `SELECT at_ms, key, kind, severity, status, component, since_ms, repeat, title, message, recommendations, acknowledged_at
     FROM alerts WHERE at_ms >= ? AND at_ms < ? AND status = ? ORDER BY at_ms, rowid`,
+  // Newest first; id breaks ties (actions of one instant: the later decision first).
+  actions: `SELECT id, at_ms, source, kind, level, target, detail, reason, executed, error,
+      component_bytes_before, available_bytes_before, component_bytes_after, available_bytes_after, measured_at_ms, undone_at_ms
+    FROM actions WHERE at_ms >= ? AND at_ms < ? ORDER BY at_ms DESC, id DESC LIMIT ?`,
 } as const;
 
 // Row shapes, as selected above.
@@ -455,6 +550,50 @@ interface AlertRow {
   message: string;
   recommendations: string;
   acknowledged_at: number | null;
+}
+
+interface ActionParams {
+  atMs: number;
+  source: string;
+  kind: string;
+  level: string | null;
+  target: string | null;
+  detail: string | null;
+  reason: string;
+  executed: number;
+  error: string | null;
+  componentBytesBefore: number | null;
+  availableBytesBefore: number | null;
+  componentBytesAfter: number | null;
+  availableBytesAfter: number | null;
+  measuredAtMs: number | null;
+  undoneAtMs: number | null;
+}
+interface ActionUpdateParams {
+  id: number;
+  componentBytesAfter: number | null;
+  availableBytesAfter: number | null;
+  measuredAtMs: number | null;
+  undoneAtMs: number | null;
+  error: string | null;
+}
+interface ActionRow {
+  id: number;
+  at_ms: number;
+  source: string;
+  kind: string;
+  level: string | null;
+  target: string | null;
+  detail: string | null;
+  reason: string;
+  executed: number;
+  error: string | null;
+  component_bytes_before: number | null;
+  available_bytes_before: number | null;
+  component_bytes_after: number | null;
+  available_bytes_after: number | null;
+  measured_at_ms: number | null;
+  undone_at_ms: number | null;
 }
 
 type Db = Database.Database;
@@ -752,6 +891,50 @@ function storedAlertOf(r: AlertRow): StoredAlert {
   };
 }
 
+function actionParamsOf(a: ActionEntry): ActionParams {
+  return {
+    atMs: a.atMs,
+    source: a.source,
+    kind: a.kind,
+    level: a.level,
+    target: a.target,
+    detail: a.detail,
+    reason: a.reason,
+    executed: a.executed ? 1 : 0,
+    error: a.error,
+    componentBytesBefore: a.componentBytesBefore,
+    availableBytesBefore: a.availableBytesBefore,
+    componentBytesAfter: a.componentBytesAfter,
+    availableBytesAfter: a.availableBytesAfter,
+    measuredAtMs: a.measuredAtMs,
+    undoneAtMs: a.undoneAtMs,
+  };
+}
+
+function storedActionOf(r: ActionRow): StoredAction {
+  if ((r.source !== 'coordinator' && r.source !== 'governor') || (r.level !== null && !isPressureLevel(r.level))) {
+    throw new HistoryError('MEMTIDE_ERR_HISTORY_CORRUPT', `undecodable action ${r.id} at ${r.at_ms}`);
+  }
+  return {
+    id: r.id,
+    atMs: r.at_ms,
+    source: r.source,
+    kind: r.kind,
+    level: r.level,
+    target: r.target,
+    detail: r.detail,
+    reason: r.reason,
+    executed: r.executed === 1,
+    error: r.error,
+    componentBytesBefore: r.component_bytes_before,
+    availableBytesBefore: r.available_bytes_before,
+    componentBytesAfter: r.component_bytes_after,
+    availableBytesAfter: r.available_bytes_after,
+    measuredAtMs: r.measured_at_ms,
+    undoneAtMs: r.undone_at_ms,
+  };
+}
+
 /** Time spans (half-open) served by each resolution for one query. */
 interface Plan {
   aggregate: { from: number; to: number } | null;
@@ -872,6 +1055,10 @@ function prepareStatements(db: Db) {
     insertPressure: db.prepare<[number, string, string | null, string]>(SQL.insertPressure),
     insertAlert: db.prepare<AlertParams>(SQL.insertAlert),
     acknowledgeAlert: db.prepare<[number, string, number]>(SQL.acknowledgeAlert),
+    insertAction: db.prepare<ActionParams>(SQL.insertAction),
+    updateAction: db.prepare<ActionUpdateParams>(SQL.updateAction),
+    deleteActionsBefore: db.prepare<[number]>(SQL.deleteActionsBefore),
+    actions: db.prepare<[number, number, number], ActionRow>(SQL.actions),
     deleteComponentsBefore: db.prepare<[number]>(SQL.deleteComponentsBefore),
     deleteSystemBefore: db.prepare<[number]>(SQL.deleteSystemBefore),
     deleteComponentBucketsBefore: db.prepare<[number]>(SQL.deleteComponentBucketsBefore),
@@ -1088,6 +1275,58 @@ export class HistoryStore {
   }
 
   /**
+   * Records an action when it is decided; returns its id (for `updateAction`).
+   *
+   * @throws HistoryError `MEMTIDE_ERR_HISTORY_WRITE` (cause: the SQLite error, e.g. an unknown source).
+   */
+  insertAction(action: ActionEntry): number {
+    this.assertOpen();
+    try {
+      return Number(this.stmts.insertAction.run(actionParamsOf(action)).lastInsertRowid);
+    } catch (err) {
+      throw this.writeError('action insert', err);
+    }
+  }
+
+  /**
+   * Sets "memory after", the undo time or an error on a recorded action;
+   * fields not given keep their stored value. False when there is no such id.
+   */
+  updateAction(id: number, update: ActionUpdate): boolean {
+    this.assertOpen();
+    try {
+      return (
+        this.stmts.updateAction.run({
+          id,
+          componentBytesAfter: update.componentBytesAfter ?? null,
+          availableBytesAfter: update.availableBytesAfter ?? null,
+          measuredAtMs: update.measuredAtMs ?? null,
+          undoneAtMs: update.undoneAtMs ?? null,
+          error: update.error ?? null,
+        }).changes > 0
+      );
+    } catch (err) {
+      throw this.writeError('action update', err);
+    }
+  }
+
+  /**
+   * Actions in `[sinceMs, untilMs)`, newest first, at most `limit` (read
+   * whole: the limit bounds the rows, and no cursor stays open to block writes).
+   *
+   * @throws HistoryError `MEMTIDE_ERR_HISTORY_CONFIG` for a bad limit, `MEMTIDE_ERR_HISTORY_CORRUPT` for an undecodable row.
+   */
+  actions(query: ActionQuery): StoredAction[] {
+    this.assertOpen();
+    const limit = query.limit ?? 1000;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_ACTIONS_QUERY) {
+      throw new HistoryError('MEMTIDE_ERR_HISTORY_CONFIG', `actions limit must be a whole number from 1 to ${MAX_ACTIONS_QUERY}, got ${limit}`);
+    }
+    const stmt = this.stmts.actions.busy ? this.db.prepare<[number, number, number], ActionRow>(SQL.actions) : this.stmts.actions;
+    return stmt.all(query.sinceMs, query.untilMs ?? MAX_MS, limit).map(storedActionOf);
+  }
+
+  /**
    * Writes the trace CSV (`timestamp_ms,component,rss_bytes`): one row per
    * component per sample plus `system.available` and `system.total` rows,
    * ordered by timestamp then component. Old ranges come from aggregates
@@ -1161,9 +1400,16 @@ export class HistoryStore {
       s.deleteComponentBucketsBefore.run(bucketCut).changes + s.deleteSystemBucketsBefore.run(bucketCut).changes;
     const pressureDeleted = s.deletePressureBefore.run(aggregateCut).changes;
     const alertsDeleted = s.deleteAlertsBefore.run(aggregateCut).changes;
+    const actionsDeleted = s.deleteActionsBefore.run(aggregateCut).changes;
     const horizon = this.rawHorizonMs();
     if (horizon === null || rawCut > horizon) s.setMeta.run(META_RAW_HORIZON_MS, rawCut);
-    return alertsDeleted > 0 ? { rawDeleted, aggregatesDeleted, pressureDeleted, alertsDeleted } : { rawDeleted, aggregatesDeleted, pressureDeleted };
+    return {
+      rawDeleted,
+      aggregatesDeleted,
+      pressureDeleted,
+      ...(alertsDeleted > 0 ? { alertsDeleted } : {}),
+      ...(actionsDeleted > 0 ? { actionsDeleted } : {}),
+    };
   }
 
   /** The latest retention cut (read from the file: another process may run retention). */

@@ -24,6 +24,26 @@ export interface AdmissionRequest {
   signal?: AbortSignal;
 }
 
+/** Which idle models `unloadIdle` takes: unpinned ones, or every idle one (pinned too). */
+export type UnloadIdleScope = 'idle-unpinned' | 'idle-all';
+
+export interface UnloadIdleResult {
+  /** Models unloaded (or, in observe-only mode, that would have been). */
+  models: string[];
+  /** Their sizes added up (what Ollama reported, or the estimate). */
+  bytes: number;
+}
+
+/**
+ * Why optional requests (`X-Memtide-Priority: optional`, e.g. live summaries)
+ * are deferred now; the proxy answers them 503 with `Retry-After`.
+ */
+export interface OptionalDeferral {
+  reason: string;
+  retryAfterMs: number;
+  sinceMs: number;
+}
+
 export interface Admission {
   /** Model to forward to: the same, or another quantization tag of it that fits. */
   model: string;
@@ -38,7 +58,13 @@ export interface Admission {
 /** Refusal with the HTTP answer the proxy should give (503 + Retry-After while pressure holds loads). */
 export class GovernorError extends Error {
   constructor(
-    readonly code: 'MEMTIDE_ERR_GOVERNOR_HELD' | 'MEMTIDE_ERR_GOVERNOR_QUEUE_FULL' | 'MEMTIDE_ERR_GOVERNOR_TOO_LARGE' | 'MEMTIDE_ERR_GOVERNOR_STOPPED',
+    readonly code:
+      | 'MEMTIDE_ERR_GOVERNOR_HELD'
+      | 'MEMTIDE_ERR_GOVERNOR_QUEUE_FULL'
+      | 'MEMTIDE_ERR_GOVERNOR_TOO_LARGE'
+      | 'MEMTIDE_ERR_GOVERNOR_STOPPED'
+      /** A bad argument to a governor method (e.g. a negative budget cap). */
+      | 'MEMTIDE_ERR_GOVERNOR_INPUT',
     message: string,
     readonly status: number,
     readonly retryAfterMs: number | null = null,
@@ -62,6 +88,18 @@ export interface GovernorAction {
 
 export interface ModelGovernor {
   admit(request: AdmissionRequest): Promise<Admission>;
+  /**
+   * A temporary ceiling on the model budget (the coordinator's budget
+   * balancing); null lifts it. A lower ceiling unloads idle models (least
+   * recently used first) to fit; a load that fits the budget but not the
+   * ceiling waits instead of being refused.
+   */
+  setBudgetCap(bytes: number | null): void;
+  /** Unloads the idle models of `scope` now (never one with a request in flight). */
+  unloadIdle(scope: UnloadIdleScope, reason?: string): Promise<UnloadIdleResult>;
+  /** Defers optional requests (null: lets them through again). The proxy asks `optionalDeferral()` before admitting. */
+  deferOptional(deferral: Omit<OptionalDeferral, 'sinceMs'> | null): void;
+  optionalDeferral(): OptionalDeferral | null;
   /** Loaded models with size, idle time and pin state; replays the latest list. */
   readonly models$: Observable<LoadedModel[]>;
   readonly actions$: Observable<GovernorAction>;

@@ -36,13 +36,23 @@ import type { LoadedModel, MemorySample, PressureChange } from '../model.js';
 import { idleTimeoutOf, idleUnload, type IdleUnloadDecision, type ModelActivity } from '../operators/idleUnload.js';
 import { planBudget, type BudgetModel } from '../operators/lruBudget.js';
 import { factsWithTag, planAdmission, type AdmissionPlan, type AdmitPlan } from '../operators/models/admissionPlan.js';
-import { effectiveIdleConfig, isPinned, keepAliveFor, presetBudgetBytes } from '../operators/models/governorPolicy.js';
+import { effectiveIdleConfig, isPinned, keepAliveFor, modelBudgetBytes } from '../operators/models/governorPolicy.js';
 import { estimateModelMemory, SizeCorrection, splitMapped, weightsBytes } from '../operators/models/modelMemory.js';
 import { normalizeModelName } from '../operators/models/quantization.js';
 import { presetFor } from '../operators/pressureThresholds.js';
 import { pressureResponse, type PressureDirective } from '../operators/pressureResponse.js';
 import { OllamaApiError, createModelCatalog, pollPs, type OllamaApi, type PsSnapshot } from '../sources/ollamaApi.js';
-import { GovernorError, type Admission, type AdmissionRequest, type GovernorAction, type ModelEndpoint, type ModelGovernor } from './governorApi.js';
+import {
+  GovernorError,
+  type Admission,
+  type AdmissionRequest,
+  type GovernorAction,
+  type ModelEndpoint,
+  type ModelGovernor,
+  type OptionalDeferral,
+  type UnloadIdleResult,
+  type UnloadIdleScope,
+} from './governorApi.js';
 
 export interface ModelGovernorOptions {
   api: OllamaApi;
@@ -100,8 +110,14 @@ export interface ModelGovernorHandle extends ModelGovernor {
    * starts. A warmed model then idles out like any other: pin it for as long as it must stay.
    */
   warmUp(models?: readonly string[], options?: WarmUpOptions): Promise<WarmUpResult[]>;
-  /** The budget in force now (config, or the preset's). */
+  /** The budget in force now: the base budget, or the temporary cap when it is lower. */
   budgetBytes(): number;
+  /** The budget before the temporary cap: `models.budgetBytes`, or the preset's x `models.budgetScale`. */
+  baseBudgetBytes(): number;
+  /** The temporary cap set by `setBudgetCap` (null: none). */
+  budgetCap(): number | null;
+  /** The most bytes a load waiting only because of the cap misses (0: none waits for it). */
+  capShortfallBytes(): number;
   /** Requests waiting for admission now. */
   queued(): number;
 }
@@ -127,13 +143,15 @@ interface Pending {
   waiting: boolean;
   waitReason: string | null;
   heldByPressure: boolean;
+  /** What its load misses under the temporary budget cap (0 when the cap is not what it waits for). */
+  shortfallBytes: number;
   settled: boolean;
   resolve: (admission: Admission) => void;
   reject: (error: unknown) => void;
   cleanup: Subscription;
 }
 
-type Outcome = { kind: 'admit'; admission: Admission } | { kind: 'fail'; error: unknown } | { kind: 'wait'; reason: string; hold: boolean };
+type Outcome = { kind: 'admit'; admission: Admission } | { kind: 'fail'; error: unknown } | { kind: 'wait'; reason: string; hold: boolean; shortfallBytes?: number };
 
 const FACTS_TTL_MS = 10 * 60_000;
 const TAGS_TTL_MS = 60_000;
@@ -162,6 +180,9 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
   let sample: MemorySample | null = null;
   let inFlightTotal = 0;
   let stopped = false;
+  /** The coordinator's temporary ceiling on the budget (budget balancing); null: none. */
+  let budgetCap: number | null = null;
+  let deferral: OptionalDeferral | null = null;
 
   const configSubject = new ReplaySubject<MemtideConfig>(1);
   const directiveSubject = new BehaviorSubject<PressureDirective | null>(null);
@@ -179,17 +200,19 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
     if (!stopped) actions.next({ atMs: now(), ...action });
   };
   const models = (): ModelsConfig | null => config?.models ?? null;
+  // optimization.observeOnly reaches here as models.observeOnly (the profile layer sets it unless the user did).
   const observeOnly = () => models()?.observeOnly ?? false;
 
   // ---- budget and memory -------------------------------------------------
 
-  const budgetBytes = (): number => {
+  const baseBudgetBytes = (): number => {
     if (!config) return Infinity;
-    if (config.models.budgetBytes !== null) return config.models.budgetBytes;
     const total = sample?.system.totalBytes ?? options.totalMemoryBytes ?? null;
     const preset = config.pressure.preset !== 'auto' ? config.pressure.preset : total !== null ? presetFor(total) : '8gb';
-    return presetBudgetBytes(preset, total);
+    return modelBudgetBytes(config.models, preset, total);
   };
+
+  const budgetBytes = (): number => Math.min(baseBudgetBytes(), budgetCap ?? Infinity);
 
   const pinned = (name: string) => (config ? isPinned(config.models, pinOverrides, name) : false);
 
@@ -284,6 +307,25 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
     unloadModel(decision.model, reason).catch(() => undefined);
   };
 
+  /** Unloads every idle model of `scope` now (the coordinator's pressure action); a failed unload is reported and skipped. */
+  const unloadIdle = async (scope: UnloadIdleScope, reason?: string): Promise<UnloadIdleResult> => {
+    const result: UnloadIdleResult = { models: [], bytes: 0 };
+    if (stopped) return result;
+    const idle = [...entries.values()].filter((e) => e.inFlight === 0 && !e.unloading && (scope === 'idle-all' || !pinned(e.name)));
+    for (const entry of idle) {
+      if (entry.inFlight > 0 || entries.get(entry.name) !== entry) continue; // a request came in meanwhile
+      const bytes = entry.sizeBytes;
+      try {
+        await unloadModel(entry.name, reason ?? `unload of idle models requested (${scope})`);
+        result.models.push(entry.name);
+        result.bytes += bytes;
+      } catch {
+        // unloadModel reported it; the other models still go
+      }
+    }
+    return result;
+  };
+
   /** Unloads least recently used idle models until the loaded set is within the budget (after a budget or pin change). */
   const enforceBudget = async () => {
     const plan = planBudget({ loaded: budgetModels(), load: { model: '\u0000none', bytes: 0 } }, budgetBytes());
@@ -376,7 +418,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
   const plan = async (p: Pending): Promise<Outcome> => {
     if (!config) return { kind: 'wait', reason: 'no configuration yet', hold: false };
     const cfg = config.models;
-    if (!cfg.observeOnly && inFlightTotal >= cfg.maxConcurrent) {
+    if (!observeOnly() && inFlightTotal >= cfg.maxConcurrent) {
       return { kind: 'wait', reason: `a free slot (models.maxConcurrent ${cfg.maxConcurrent})`, hold: false };
     }
     const [facts, tags] = await Promise.all([catalog.facts(p.model), catalog.tags()]);
@@ -384,7 +426,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
     // budget once Ollama is back: refuse for now (the request would fail upstream anyway). A model Ollama
     // says does not exist goes through, so the client gets Ollama's own 404.
     const factsError = facts ? null : catalog.factsError(p.model);
-    if (factsError instanceof OllamaApiError && factsError.code !== 'MEMTIDE_ERR_OLLAMA_NOT_FOUND' && !entries.has(p.model) && !cfg.observeOnly) {
+    if (factsError instanceof OllamaApiError && factsError.code !== 'MEMTIDE_ERR_OLLAMA_NOT_FOUND' && !entries.has(p.model) && !observeOnly()) {
       const message = `cannot size ${p.model} for the memory budget: ${factsError.message}`;
       return { kind: 'fail', error: governorError('MEMTIDE_ERR_GOVERNOR_HELD', message, 503, cfg.pollIntervalMs * 2) };
     }
@@ -394,6 +436,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
         request: p.request,
         config: config.models,
         budgetBytes: budgetBytes(),
+        uncappedBudgetBytes: baseBudgetBytes(),
         models: [...entries.values()].map((e) => ({ ...e, pinned: pinned(e.name) })),
         facts,
         tags,
@@ -402,12 +445,12 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
         hold: directive?.holdLoads ? `pressure ${directive.level}: new loads are held until pressure is back to medium` : null,
         systemAvailableBytes: sample?.system.availableBytes ?? null,
       });
-      if (config.models.observeOnly) return observe(p, decision);
+      if (observeOnly()) return observe(p, decision);
       switch (decision.verdict) {
         case 'admit':
           return { kind: 'admit', admission: admitNow(p, decision.admit, false) };
         case 'wait':
-          return { kind: 'wait', reason: decision.reason, hold: decision.hold };
+          return { kind: 'wait', reason: decision.reason, hold: decision.hold, ...(decision.shortfallBytes !== undefined ? { shortfallBytes: decision.shortfallBytes } : {}) };
         case 'refuse': {
           const error = governorError('MEMTIDE_ERR_GOVERNOR_TOO_LARGE', decision.reason, 507, null);
           act({ kind: 'reject', model: decision.admit.target, reason: decision.reason, bytes: decision.admit.bytes, executed: true });
@@ -541,6 +584,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
     }
     p.waitReason = outcome.reason;
     p.heldByPressure = outcome.hold;
+    p.shortfallBytes = outcome.shortfallBytes ?? 0;
   };
 
   let pumping = false;
@@ -608,6 +652,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
         waiting: false,
         waitReason: null,
         heldByPressure: false,
+        shortfallBytes: 0,
         settled: false,
         resolve,
         reject,
@@ -738,7 +783,26 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
     problems$: problems.asObservable(),
     list: () => modelsSubject.getValue(),
     budgetBytes,
+    baseBudgetBytes,
+    budgetCap: () => budgetCap,
+    capShortfallBytes: () => queue.reduce((most, p) => (p.waiting && !p.settled ? Math.max(most, p.shortfallBytes) : most), 0),
     queued: () => queue.filter((p) => !p.settled).length,
+    setBudgetCap(bytes: number | null) {
+      if (bytes !== null && !(Number.isFinite(bytes) && bytes >= 0)) {
+        throw governorError('MEMTIDE_ERR_GOVERNOR_INPUT', `setBudgetCap: expected bytes >= 0 or null, got ${String(bytes)}`, 400, null);
+      }
+      if (stopped) return;
+      const before = budgetBytes();
+      budgetCap = bytes === null ? null : Math.floor(bytes);
+      if (budgetBytes() < before) void enforceBudget();
+      // A lifted or raised cap may let waiting loads in.
+      schedulePump();
+    },
+    unloadIdle: (scope: UnloadIdleScope, reason?: string) => unloadIdle(scope, reason),
+    deferOptional(next: Omit<OptionalDeferral, 'sinceMs'> | null) {
+      deferral = next === null ? null : { reason: next.reason, retryAfterMs: Math.max(0, next.retryAfterMs), sinceMs: deferral?.sinceMs ?? now() };
+    },
+    optionalDeferral: () => (stopped ? null : deferral),
     async unload(name: string) {
       const model = normalizeModelName(name);
       const entry = entries.get(model);

@@ -5,7 +5,7 @@
  */
 import { BehaviorSubject, Subject } from 'rxjs';
 import type { LoadedModel } from '../../src/model.js';
-import type { Admission, AdmissionRequest, GovernorAction, GovernorError, ModelGovernor } from '../../src/streams/governorApi.js';
+import type { Admission, AdmissionRequest, GovernorAction, GovernorError, ModelGovernor, OptionalDeferral, UnloadIdleScope } from '../../src/streams/governorApi.js';
 
 export interface ReleaseOutcome {
   ok: boolean;
@@ -37,6 +37,12 @@ export interface StubGovernor extends ModelGovernor {
   setModels(models: LoadedModel[]): void;
   /** Makes `unload` fail with this error (null: succeed). */
   unloadError: Error | null;
+  /** Every `setBudgetCap` argument, in order. */
+  readonly budgetCaps: Array<number | null>;
+  /** Every `unloadIdle` call, in order. */
+  readonly unloadIdleCalls: Array<{ scope: UnloadIdleScope; reason: string | undefined }>;
+  /** Actions to emit on `actions$` (as the real governor would). */
+  emit(action: GovernorAction): void;
 }
 
 export function createStubGovernor(decide: StubGovernor['decide'] = () => ({})): StubGovernor {
@@ -46,6 +52,9 @@ export function createStubGovernor(decide: StubGovernor['decide'] = () => ({})):
   const actions$ = new Subject<GovernorAction>();
   const pinned = new Set<string>();
   const unloaded: string[] = [];
+  const budgetCaps: Array<number | null> = [];
+  const unloadIdleCalls: StubGovernor['unloadIdleCalls'] = [];
+  let deferral: OptionalDeferral | null = null;
   const unreleased = () => admissions.filter((a) => a.releases.length === 0);
 
   const governor: StubGovernor = {
@@ -56,7 +65,20 @@ export function createStubGovernor(decide: StubGovernor['decide'] = () => ({})):
     decide,
     unreleased,
     unloadError: null,
+    budgetCaps,
+    unloadIdleCalls,
+    emit: (action) => actions$.next(action),
     setModels: (models) => models$.next(models),
+    setBudgetCap: (bytes) => void budgetCaps.push(bytes),
+    async unloadIdle(scope, reason) {
+      unloadIdleCalls.push({ scope, reason });
+      const idle = models$.getValue().filter((m) => m.inFlight === 0 && (scope === 'idle-all' || !m.pinned));
+      return { models: idle.map((m) => m.name), bytes: idle.reduce((sum, m) => sum + m.sizeBytes, 0) };
+    },
+    deferOptional(next) {
+      deferral = next === null ? null : { ...next, sinceMs: deferral?.sinceMs ?? Date.now() };
+    },
+    optionalDeferral: () => deferral,
     async settled(timeoutMs = 2000) {
       const deadline = Date.now() + timeoutMs;
       while (unreleased().length > 0) {

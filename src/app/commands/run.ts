@@ -2,9 +2,13 @@ import { Subscription, distinctUntilChanged, map } from 'rxjs';
 import { createHistoryQueryCache } from '../../sinks/historyQueryCache.js';
 import type { Logger } from '../../sinks/logger.js';
 import type { ModelGovernorHandle } from '../../streams/modelGovernor.js';
+import type { CoordinatorHandle } from '../../streams/coordinator.js';
+import { actionLabel, describeRecord } from '../../streams/coordinator/describe.js';
+import { coordinatorForMemtide } from '../../streams/coordinator/forMemtide.js';
 import { startProxyFromConfig } from '../proxy/fromConfig.js';
 import type { ProxyHandle } from '../proxy/proxy.js';
 import { actionsRoutes } from '../routes/actions.js';
+import { actionsLogRoutes, recentActionsSource } from '../routes/actionsLog.js';
 import { alertsRoutes } from '../routes/alerts.js';
 import { configRoutes } from '../routes/config.js';
 import { dashboardRoutes } from '../routes/dashboard.js';
@@ -39,6 +43,29 @@ function logGovernorQuietly(governor: ModelGovernorHandle, logger: Logger): Subs
         distinctUntilChanged(),
       )
       .subscribe({ next: (message) => logger.warn(message), error: () => undefined }),
+  );
+  return subscriptions;
+}
+
+/** The coordinator's decisions as they happen (governor actions are logged by the governor's own log). */
+function logCoordinator(coordinator: CoordinatorHandle, logger: Logger): Subscription {
+  const subscriptions = new Subscription();
+  subscriptions.add(
+    coordinator.actions$.subscribe({
+      next: ({ type, record }) => {
+        if (record.source !== 'coordinator') return;
+        if (type === 'recorded') logger.warn(`coordinator: ${describeRecord(record)}`);
+        else if (type === 'undone') logger.info(`coordinator: ${actionLabel(record.kind)} undone${record.executed ? '' : ' (observe-only, not executed)'}`);
+        else if (type === 'failed') logger.error(`coordinator: ${actionLabel(record.kind)} failed: ${record.error ?? 'unknown error'}`);
+      },
+      error: (error: unknown) => logger.error(`coordinator actions failed: ${String(error)}`),
+    }),
+  );
+  subscriptions.add(
+    coordinator.problems$.subscribe({
+      next: (problem) => logger.warn(`coordinator: ${problem.operation} failed (continuing): ${problem.error instanceof Error ? problem.error.message : String(problem.error)}`),
+      error: (error: unknown) => logger.error(`coordinator problems feed failed: ${String(error)}`),
+    }),
   );
   return subscriptions;
 }
@@ -116,11 +143,20 @@ export async function startRunner(args: string[], out: (text: string) => void): 
   subscriptions.add(logGovernorQuietly(governor, logger));
   const transcription = createTranscriptionService();
   const historyCache = createHistoryQueryCache({ maxBytes: historyCacheBytesOf(config) });
+  // Pressure answered across components: unload idle models, fewer chunks at once, small caches, no live summaries.
+  const coordinator = coordinatorForMemtide(memtide, {
+    governor,
+    transcription,
+    caches: [historyCache],
+    onHistoryError: (error) => logger.warn(`coordinator: writing an action to history failed (continuing): ${String(error)}`),
+  });
+  subscriptions.add(logCoordinator(coordinator, logger));
   let server: MemtideServer | undefined;
   let proxy: ProxyHandle | undefined;
   const release = async () => {
     await proxy?.close();
     await server?.close();
+    coordinator.stop();
     subscriptions.unsubscribe();
     governor.stop();
     memtide.stop();
@@ -137,6 +173,7 @@ export async function startRunner(args: string[], out: (text: string) => void): 
           historyRoutes({ cache: historyCache }),
           alertsRoutes(),
           actionsRoutes(),
+          actionsLogRoutes({ fallback: recentActionsSource((limit) => coordinator.recent(limit)) }),
           modelRoutes(governor),
           transcriptionRoutesWith(transcription),
           frontendMemoryRoutes(),

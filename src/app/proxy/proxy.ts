@@ -6,6 +6,10 @@
  * admission (model tag, `num_ctx`, `keep_alive`, `use_mmap`) where the API
  * allows, and tell the governor when they end (`release`, exactly once).
  *
+ * Optional requests (`X-Memtide-Priority: optional`, src/app/proxy/priority.ts)
+ * are answered 503 + Retry-After while the coordinator has live summaries
+ * disabled (`optionalDeferral`, by default the governor's).
+ *
  * Security: binds loopback by default and refuses another address unless
  * `allowRemote`; on loopback, requests whose Host header is not a loopback
  * name are refused (DNS rebinding), and no token is needed (Meetily cannot
@@ -16,7 +20,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Observable, Subscription } from 'rxjs';
 import { silentLogger, type Logger } from '../../sinks/logger.js';
-import { GovernorError, type Admission, type ModelEndpoint, type ModelGovernor } from '../../streams/governorApi.js';
+import { GovernorError, type Admission, type ModelEndpoint, type ModelGovernor, type OptionalDeferral } from '../../streams/governorApi.js';
 import { HttpError, readBody } from '../http.js';
 import { hasToken } from '../token.js';
 import { sendProxyError } from './errorReply.js';
@@ -24,6 +28,7 @@ import { forward, type ForwardOutcome } from './forward.js';
 import { parseJsonBody } from './jsonBody.js';
 import { isLoopbackHost, parseUpstream, type ListenAddress } from './listen.js';
 import { ModelRequestError, admissionRequestOf, isOpenAiEndpoint, modelEndpointOf, rewriteBody } from './modelRequest.js';
+import { deferredReply, priorityOf } from './priority.js';
 
 /** Settings that may change while the proxy runs (the rest needs a restart). */
 export interface ProxySettings {
@@ -46,6 +51,8 @@ export interface StartProxyOptions {
   /** Allow a non-loopback listen address (then every request needs `token`). */
   allowRemote?: boolean;
   token?: string;
+  /** Why optional requests are deferred now (null: they pass); default the governor's `optionalDeferral`. */
+  optionalDeferral?: () => OptionalDeferral | null;
 }
 
 export interface ProxyHandle {
@@ -230,6 +237,20 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
       delete req.headers.authorization; // ours, not Ollama's
       const index = req.rawHeaders.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization');
       if (index >= 0) req.rawHeaders.splice(index, 2);
+    }
+    const priority = priorityOf(req.headers);
+    if (typeof priority !== 'string') {
+      req.resume();
+      sendProxyError(res, { status: 400, message: priority.error, code: 'MEMTIDE_ERR_BAD_HEADER', field: 'X-Memtide-Priority' }, openAi);
+      return;
+    }
+    const deferralOf = options.optionalDeferral ?? (() => governor?.optionalDeferral?.() ?? null);
+    const deferral = priority === 'optional' ? deferralOf() : null;
+    if (deferral) {
+      req.resume();
+      logger.info(`proxy: optional ${req.method} ${pathname} deferred: ${deferral.reason}`);
+      sendProxyError(res, deferredReply(deferral), openAi);
+      return;
     }
     if (!endpoint || !governor) {
       active += 1;

@@ -19,18 +19,22 @@
  *   `{ error, code }` ends the stream (segments already sent stand).
  * - One transcription at a time (files are never transcribed at once, seed
  *   5.5): a second upload while one runs is 429 with Retry-After.
+ * - Chunks at once follow `transcription.maxConcurrent` and pressure, and
+ *   the coordinator's cap (`setConcurrencyCap`), which applies to the
+ *   transcription already running (fewer whisper copies at once).
  * - It runs the model (hundreds of MB, minutes of CPU): state-changing work,
  *   so the route is mutating and needs the bearer token, like every POST.
  * - Query `?name=meeting.mp3` labels the upload in segments and errors.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { Subscription } from 'rxjs';
-import { TranscribeError, type TranscribeStats } from '../../operators/transcribeBounded.js';
+import { BehaviorSubject, distinctUntilChanged, map, type Observable, type Subscription } from 'rxjs';
+import { TranscribeError, type TranscribeBoundedConfig, type TranscribeStats } from '../../operators/transcribeBounded.js';
 import { AudioDecodeError } from '../../sources/audio/audioSource.js';
 import { createTranscriber, TranscriberError, type Transcriber } from '../../sources/transcribers/index.js';
 import { transcribeInput } from '../../streams/transcription.js';
 import type { MemtideConfig } from '../config.js';
+import type { TranscriptionConfig } from '../schema/transcription.js';
 import { HttpError } from '../http.js';
 import type { Route, RouteContext, RouteModule } from '../router.js';
 
@@ -63,14 +67,39 @@ export interface TranscriptionService {
   acquire(): boolean;
   release(): void;
   report(stats: TranscribeStats | null): void;
+  /** What the coordinator's budget balancing reads: chunks in flight and chunks allowed at once now. */
+  activity(): { busy: boolean; inFlightChunks: number; concurrency: number };
+  /**
+   * A ceiling on chunks transcribed at once (the coordinator's); null lifts
+   * it. Applies at once to a transcription already running.
+   */
+  setConcurrencyCap(chunks: number | null): void;
+  concurrencyCap(): number | null;
+  /** `transcription`'s bounds with the cap applied, following the cap while a transcription runs. */
+  bounds(transcription: TranscriptionConfig): Observable<TranscribeBoundedConfig>;
   /** Unloads the model. */
   close(): Promise<void>;
+}
+
+export class TranscriptionServiceError extends Error {
+  readonly code = 'MEMTIDE_ERR_TRANSCRIPTION_CAP';
+  constructor(message: string) {
+    super(message);
+    this.name = 'TranscriptionServiceError';
+  }
+}
+
+/** The bounds with at most `cap` chunks at once (maxConcurrent caps the pressure levels' values too). */
+export function cappedBounds(transcription: TranscribeBoundedConfig, cap: number | null): TranscribeBoundedConfig {
+  if (cap === null || cap >= transcription.maxConcurrent) return transcription;
+  return { ...transcription, maxConcurrent: cap, highConcurrency: transcription.highConcurrency == null ? null : Math.min(transcription.highConcurrency, cap) };
 }
 
 export function createTranscriptionService(): TranscriptionService {
   let current: { key: string; transcriber: Transcriber } | null = null;
   let busy = false;
   let stats: TranscribeStats | null = null;
+  const cap = new BehaviorSubject<number | null>(null);
   return {
     queuedSamples: () => (stats ? stats.queuedSamples + stats.inFlightSamples : 0),
     get busy() {
@@ -98,6 +127,19 @@ export function createTranscriptionService(): TranscriptionService {
     report(next) {
       stats = next;
     },
+    activity: () => ({ busy, inFlightChunks: stats?.inFlight ?? 0, concurrency: stats?.concurrency ?? 1 }),
+    setConcurrencyCap(chunks) {
+      if (chunks !== null && !(Number.isInteger(chunks) && chunks >= 1)) {
+        throw new TranscriptionServiceError(`concurrency cap: expected a whole number of chunks >= 1 or null, got ${String(chunks)}`);
+      }
+      cap.next(chunks);
+    },
+    concurrencyCap: () => cap.getValue(),
+    bounds: (transcription) =>
+      cap.pipe(
+        distinctUntilChanged(),
+        map((chunks) => cappedBounds(transcription, chunks)),
+      ),
     close: async () => {
       const transcriber = current?.transcriber;
       current = null;
@@ -211,7 +253,7 @@ export function transcribeHandler(context: RouteContext, service: TranscriptionS
       subscription = transcribeInput(body, source, {
         transcriber,
         audio: config.audio,
-        transcription: config.transcription,
+        transcription: service.bounds(config.transcription),
         pressure$: context.memtide.pressure$,
         onStats: (stats) => service.report(stats),
       }).subscribe({

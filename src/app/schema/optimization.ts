@@ -16,7 +16,7 @@ export const optimizationSchema = z
       .enum(OPTIMIZATION_LEVELS)
       .default('basic')
       .describe(
-        'How hard memtide works for memory: basic (safe defaults, acts at high pressure), aggressive (shorter idle timeouts, smaller budgets, acts from medium), maximum (smallest footprint, acts from medium with every action). Each picks concrete settings (table in docs/optimization.md); settings you write yourself always win over the level.',
+        'How hard memtide works for memory: basic (safe defaults; unloads idle models at high pressure, more at critical), aggressive (shorter idle timeouts, smaller budgets; every action from high), maximum (smallest footprint; every action from medium). Each picks concrete settings (table in docs/optimization.md, plan in docs/coordinator.md); settings you write yourself always win over the level.',
       ),
     lowMemory: z
       .boolean()

@@ -39,7 +39,13 @@ export interface PlannedRequest {
 export interface AdmissionPlanInput {
   request: PlannedRequest;
   config: ModelsConfig;
+  /** The budget in force (with a temporary cap, when there is one). */
   budgetBytes: number;
+  /**
+   * The budget without the coordinator's temporary cap (default: `budgetBytes`).
+   * A load that fits it but not the cap waits for the cap to lift instead of being refused.
+   */
+  uncappedBudgetBytes?: number;
   models: readonly PlannedModel[];
   /** `/api/show` facts of the requested model; null when they could not be read. */
   facts: ModelFacts | null;
@@ -79,7 +85,8 @@ export interface AdmitPlan {
 
 export type AdmissionPlan =
   | { verdict: 'admit'; admit: AdmitPlan }
-  | { verdict: 'wait'; reason: string; hold: boolean; admit: AdmitPlan }
+  /** `shortfallBytes`: what the load misses under the temporary budget cap (only when the cap alone makes it wait). */
+  | { verdict: 'wait'; reason: string; hold: boolean; admit: AdmitPlan; shortfallBytes?: number }
   /** Unload these (least recently used first), then plan again. */
   | { verdict: 'evict'; evict: string[]; reason: string; admit: AdmitPlan }
   /** Never fits: only a bigger budget, an unpin or a smaller model helps. */
@@ -203,8 +210,21 @@ export function planAdmission(input: AdmissionPlanInput): AdmissionPlan {
   if (needsLoad && tracked && tracked.inFlight > 0) return { verdict: 'wait', reason: `requests in flight on ${target} (a new num_ctx reloads it)`, hold: false, admit };
   if (!needsLoad || bytes === null) return { verdict: 'admit', admit };
 
-  const budget = planBudget({ loaded: models.map((m) => ({ name: m.name, bytes: m.sizeBytes, inFlight: m.inFlight, pinned: m.pinned, lastUsedMs: m.lastUsedMs })), load: { model: target, bytes } }, input.budgetBytes);
+  const budgetRequest = { loaded: models.map((m) => ({ name: m.name, bytes: m.sizeBytes, inFlight: m.inFlight, pinned: m.pinned, lastUsedMs: m.lastUsedMs })), load: { model: target, bytes } };
+  const budget = planBudget(budgetRequest, input.budgetBytes);
   if (budget.kind === 'reject') {
+    const uncapped = input.uncappedBudgetBytes ?? input.budgetBytes;
+    if (uncapped > input.budgetBytes) {
+      // The cap is temporary (transcription is busy): a load that fits without it waits for it to lift,
+      // and says how much it misses so the coordinator can make room on the audio side.
+      const full = planBudget(budgetRequest, uncapped);
+      if (full.kind === 'admit') {
+        const reason = `${target} (${formatBytes(bytes)}) does not fit the model budget capped at ${formatBytes(input.budgetBytes)} while transcription is busy (optimization.balanceBudgets)`;
+        return { verdict: 'wait', reason, hold: false, admit, shortfallBytes: budget.shortBytes };
+      }
+      if (full.reason === 'busy') return { verdict: 'wait', reason: full.message, hold: false, admit };
+      return { verdict: 'refuse', reason: `${full.message}: raise models.budgetBytes, unpin a model or use a smaller quantization`, admit };
+    }
     if (budget.reason === 'busy') return { verdict: 'wait', reason: budget.message, hold: false, admit };
     return { verdict: 'refuse', reason: `${budget.message}: raise models.budgetBytes, unpin a model or use a smaller quantization`, admit };
   }

@@ -29,6 +29,17 @@ export function presetBudgetBytes(preset: PresetName, totalBytes: number | null)
   }
 }
 
+/**
+ * The model budget in force before any temporary cap: `models.budgetBytes`
+ * as written, else the preset's budget scaled by `models.budgetScale` (the
+ * optimization levels lower it; an explicit budget is never scaled).
+ */
+export function modelBudgetBytes(models: Pick<ModelsConfig, 'budgetBytes' | 'budgetScale'>, preset: PresetName, totalBytes: number | null): number {
+  if (models.budgetBytes !== null) return models.budgetBytes;
+  const scale = Number.isFinite(models.budgetScale) && models.budgetScale > 0 ? Math.min(1, models.budgetScale) : 1;
+  return Math.floor(presetBudgetBytes(preset, totalBytes) * scale);
+}
+
 /** Ollama's own timer runs this much past ours: a backstop if memtide stops, never the one that fires. */
 export const KEEP_ALIVE_BACKSTOP_MS = 30_000;
 
