@@ -17,6 +17,11 @@ import type { ConfigError, LoadConfigOptions, MemtideConfig, MemtideConfigInput 
 import { deepMerge } from './config.js';
 import { createLiveConfig, type RuntimeOverrides } from './liveConfig.js';
 
+/**
+ * Options of {@link createMemtide}. Every one is optional: `createMemtide()`
+ * alone samples this machine every second with the default pressure preset,
+ * without writing a file or opening a port.
+ */
 export interface CreateMemtideOptions {
   /** Settings in code; the file, MEMTIDE_* variables and flags override them. */
   config?: MemtideConfigInput;
@@ -24,12 +29,15 @@ export interface CreateMemtideOptions {
   configFile?: string;
   /** Environment to read MEMTIDE_* from (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** `--set` style assignments and named flags (CLI). */
+  /** `--set` style assignments (`"sampling.intervalMs=500ms"`), as the CLI's `--set` flag. */
   set?: readonly string[];
+  /** Named CLI flags mapped to config keys (`{ 'history.path': '/tmp/x.db' }`); `undefined` values are ignored. */
   flags?: LoadConfigOptions['flags'];
+  /** Where the engine reports rejected config edits and sink failures (default: silent). */
   logger?: Logger;
   /** Platform readers (tests inject fixtures). */
   readers?: PlatformReaders;
+  /** RxJS scheduler of every timer (sampling, flushes, alert waits); tests pass a virtual-time scheduler. */
   scheduler?: SchedulerLike;
   /**
    * `embedded` (default): history and server off unless configured, since a
@@ -39,6 +47,11 @@ export interface CreateMemtideOptions {
   mode?: 'embedded' | 'runner';
 }
 
+/**
+ * A running memtide engine, as returned by {@link createMemtide}. Streams are
+ * hot and shared by every subscriber; sampling runs from creation until
+ * {@link Memtide.stop} whether anyone subscribes or not.
+ */
 export interface Memtide {
   /** Every sample, shared (late subscribers get the latest). */
   readonly samples$: Observable<MemorySample>;
@@ -75,6 +88,34 @@ const sinkSettings = (alerts: AlertsConfig) => ({ jsonl: alerts.jsonl, webhook: 
 
 const EMBEDDED_BASE: MemtideConfigInput = { history: { enabled: false }, server: { enabled: false } };
 
+/**
+ * Creates and starts a memtide engine: it samples system memory and every
+ * process (attributed to components), classifies memory pressure, detects
+ * leaks, raises alerts and, when `history.enabled`, writes history to SQLite.
+ * Nothing is shared between two engines; {@link Memtide.stop} releases every
+ * timer, watcher and handle.
+ *
+ * @example
+ * ```ts
+ * import { createMemtide } from 'memtide';
+ *
+ * const memtide = createMemtide({ config: { sampling: { intervalMs: 2000 } } });
+ * memtide.pressure$.subscribe({
+ *   next: (change) => console.log(`memory pressure ${change.level}: ${change.reasons.join('; ')}`),
+ *   error: (error) => console.error(error),
+ * });
+ * // ... on shutdown:
+ * memtide.stop();
+ * ```
+ *
+ * @param options - Settings in code, a config file to watch, and test hooks.
+ * @returns The running engine.
+ * @throws {@link ConfigError} when the configuration (code, file, environment
+ *   or flags) is invalid; the message names every bad key and where it came from.
+ * @throws {@link HistoryError} when history is enabled and its database cannot
+ *   be opened (`MEMTIDE_ERR_HISTORY_OPEN`), was written by a newer memtide
+ *   (`MEMTIDE_ERR_HISTORY_VERSION`) or cannot be migrated.
+ */
 export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
   const logger = options.logger ?? silentLogger;
   const base = options.mode === 'runner' ? (options.config ?? {}) : deepMerge(EMBEDDED_BASE as never, (options.config ?? {}) as never);
