@@ -27,7 +27,7 @@ const COMMANDS: Record<string, { run: Command; help: string; summary: string }> 
   models: { run: modelsCommand, help: modelsHelp, summary: 'list, unload, pin or unpin Ollama models of a running memtide' },
   transcribe: { run: transcribeCommand, help: transcribeHelp, summary: 'transcribe audio files in bounded chunks (JSON lines)' },
   analyze: { run: analyzeCommand, help: analyzeHelp, summary: 'replay a trace CSV: leaks, pressure, alerts' },
-  report: { run: reportCommand, help: reportHelp, summary: 'memory report from history: trends, pressure, leak suspects, alerts, suggestions (md, html, json)' },
+  report: { run: reportCommand, help: reportHelp, summary: 'memory report from history: trends, pressure, leak suspects, alerts, actions, suggestions (md, html, json)' },
   config: { run: configCommand, help: configHelp, summary: 'print the effective config or its JSON Schema' },
 };
 

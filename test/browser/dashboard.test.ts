@@ -6,7 +6,10 @@
  * Proves: the page loads without console errors and takes the token out of
  * the URL; charts grow as samples arrive; a forced pressure change (a config
  * patch through the API) shows the level badge and the alert; the unload button sends the
- * bearer token (and says so when there is none); 100,000 history rows scroll
+ * bearer token (and says so when there is none); the Actions panel lists
+ * the coordinator's recorded actions (newest first, executed vs
+ * observe-only, before → after, undone) and picks up new ones by polling
+ * `GET /api/actions`, and the history view lists them; 100,000 history rows scroll
  * to the end with a bounded DOM; the JS heap stays flat under 20,000 fast
  * samples (and the same measurement does see a real leak). Saves the README
  * screenshots to docs/screenshots/.
@@ -17,7 +20,21 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert, LoadedModel } from '../../src/model.js';
 import { HistoryStore } from '../../src/sinks/historyStore.js';
-import { ensureBrowserBuild, fakeModels, fillHistory, HAS_CHROMIUM, launchBrowser, REPO_ROOT, SKIP_REASON, startRunner, syntheticSample, type Browser, type Runner } from './harness.js';
+import {
+  ensureBrowserBuild,
+  fakeModels,
+  fillHistory,
+  HAS_CHROMIUM,
+  launchBrowser,
+  recordActions,
+  REPO_ROOT,
+  SKIP_REASON,
+  startRunner,
+  syntheticActions,
+  syntheticSample,
+  type Browser,
+  type Runner,
+} from './harness.js';
 
 // The README's screenshots are refreshed only on request (MEMTIDE_SCREENSHOTS=1 npx vitest run test/browser),
 // so an ordinary test run leaves the work tree clean; otherwise they go to a temp dir (still taken: the page renders).
@@ -27,6 +44,7 @@ const SCREENSHOTS = process.env.MEMTIDE_SCREENSHOTS === '1' ? path.join(REPO_ROO
 declare const document: { querySelector(selector: string): any; querySelectorAll(selector: string): { length: number }; activeElement: { id: string } | null };
 declare const sessionStorage: { getItem(key: string): string | null };
 declare const requestAnimationFrame: (callback: () => void) => number;
+declare const getComputedStyle: (element: unknown) => { borderLeftStyle: string; backgroundColor: string };
 
 const models = (): LoadedModel[] => [
   { name: 'llama3.1:8b', sizeBytes: 5.6e9, sizeVramBytes: 0, contextLength: 8192, inFlight: 0, idleSinceMs: Date.now() - 754_000, pinned: false, expiresAtMs: null },
@@ -79,6 +97,8 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in chromium', () => {
         ],
       };
       runner.memtide.history?.appendAlerts([alert]);
+      // What the coordinator and the governor recorded in the last quarter hour (the Actions panel).
+      recordActions(runner.memtide.history!, syntheticActions(Date.now()));
     }, 60_000);
 
     afterAll(async () => {
@@ -171,7 +191,7 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in chromium', () => {
 
     it('renders ten minutes of a meeting-day feed (the README screenshot)', async () => {
       const { page, errors } = await browser.newPage();
-      await page.setViewportSize({ width: 1360, height: 1010 });
+      await page.setViewportSize({ width: 1360, height: 1240 });
       // Synthetic samples of a Meetily machine (the test machine runs no Meetily): 8 hours of the day squeezed into the live window.
       const now = Date.now();
       let body = 'retry: 3600000\n\n';
@@ -191,6 +211,7 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in chromium', () => {
       await page.waitForFunction((last) => document.querySelector('#system-card')?.getAttribute('data-last-sample') === last, String(now - 1000));
       await page.waitForSelector('tr[data-model="gemma3:1b"]');
       await page.waitForSelector('[data-alert="leak:backend"]');
+      await page.waitForSelector('#actions-list > li');
       expect(await page.locator('#level').textContent()).toBe('high');
       await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard.png') });
       expect(errors).toEqual([]);
@@ -253,6 +274,51 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in chromium', () => {
       await cdp.detach();
       await page.close();
     }, 90_000);
+
+    it('the Actions panel lists recorded actions newest first (executed, observe-only, before → after, undone) and polls for new ones', async () => {
+      const { page, errors } = await browser.newPage();
+      await page.goto(`${runner.url}/#token=${runner.token}`);
+      const items = page.locator('#actions-list > li');
+      await expect.poll(() => items.count(), { timeout: 15_000 }).toBe(4);
+      const item = (kind: string) => page.locator('#actions-list > li', { has: page.locator('.kind', { hasText: new RegExp(`^${kind}$`) }) });
+      // Newest first.
+      expect(await page.locator('#actions-list .kind').allTextContents()).toEqual(['hold', 'shrink-caches', 'cap-model-budget', 'unload-idle-models']);
+
+      const unload = item('unload-idle-models');
+      expect(await unload.getAttribute('data-state')).toBe('executed');
+      expect(await unload.locator('.chip').textContent()).toBe('executed');
+      expect(await unload.locator('.target').textContent()).toBe('ollama: llama3.1:8b (5.2 GiB)');
+      expect(await unload.locator('.action-memory').textContent()).toBe('ollama 5.5 GiB → 300 MiB (freed 5.2 GiB · available +5.1 GiB)');
+
+      const observe = item('shrink-caches');
+      expect(await observe.getAttribute('data-state')).toBe('observe');
+      expect(await observe.locator('.chip').textContent()).toBe('observe-only');
+      expect(await observe.locator('.why').textContent()).toMatch(/^coordinator at medium · not executed · pressure medium/);
+      // Shown differently: a dashed, white item, not the executed one's filled purple.
+      const style = (locator: typeof observe) => locator.evaluate((el: any) => `${getComputedStyle(el).borderLeftStyle} ${getComputedStyle(el).backgroundColor}`);
+      expect(await style(observe)).not.toBe(await style(unload));
+
+      expect(await item('cap-model-budget').locator('.why').textContent()).toMatch(/ · undone \d\d:\d\d:\d\d[^·]* · balancing/);
+      expect(await item('hold').locator('.action-memory').textContent()).toBe('ollama 1.3 GiB → measuring…');
+      expect(await page.locator('#actions-summary').textContent()).toBe('last hour: 4 · 3 executed · 1 observe-only');
+
+      // A new action reaches the panel by polling, as text (the page has no innerHTML path for data).
+      const id = runner.memtide.history!.insertAction({
+        ...syntheticActions(Date.now())[0]!.entry,
+        atMs: Date.now(),
+        kind: 'lower-transcription-concurrency',
+        target: 'audio',
+        detail: '1 chunk(s) at once',
+        reason: 'pressure critical <b>not markup</b>',
+      });
+      const fresh = page.locator(`#actions-list > li[data-action-id="${id}"]`);
+      await fresh.waitFor({ timeout: 15_000 });
+      expect(await items.first().getAttribute('data-action-id')).toBe(String(id));
+      expect(await fresh.locator('.why').textContent()).toContain('<b>not markup</b>');
+      expect(await fresh.locator('b').count()).toBe(0);
+      expect(errors).toEqual([]);
+      await page.close();
+    });
   });
 
   describe('settings view', () => {
@@ -305,6 +371,7 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in chromium', () => {
       const db = path.join(dir, 'history.db');
       range = fillHistory(db, 100_000, Date.now() - 60_000);
       runner = await startRunner({ historyPath: db, intervalMs: 1000, modules: [fakeModels(models()).module] });
+      recordActions(runner.memtide.history!, syntheticActions(range.untilMs - 1));
     }, 120_000);
 
     afterAll(async () => {
@@ -345,6 +412,22 @@ describe.skipIf(!HAS_CHROMIUM)('dashboard in chromium', () => {
       expect(errors).toEqual([]);
       await page.close();
     }, 90_000);
+
+    it('lists the actions of the range (virtualised, oldest first)', async () => {
+      const { page, errors } = await browser.newPage();
+      await page.goto(`${runner.url}/#history&since=${range.sinceMs}&until=${range.untilMs}&token=${runner.token}`);
+      await page.waitForSelector('#history-rows [data-row="0"]');
+      await page.click('[data-list="actions"]');
+      await expect.poll(() => page.locator('#history-list-count').textContent(), { timeout: 15_000 }).toBe('4 actions');
+      const cells = (row: number) => page.locator(`#history-rows [data-row="${row}"]:not(.loading) span`).allTextContents();
+      await page.waitForSelector('#history-rows [data-row="3"]');
+      const [first, , third] = [await cells(0), await cells(1), await cells(2)];
+      expect(first.slice(1)).toEqual(['coordinator', 'unload-idle-models', 'high', 'ollama: llama3.1:8b (5.2 GiB)', 'executed', '5.5 GiB → 300 MiB', 'freed 5.2 GiB · available +5.1 GiB', '–']);
+      expect(third.slice(1, 6)).toEqual(['coordinator', 'shrink-caches', 'medium', 'backend', 'observe-only: not executed']);
+      expect((await cells(1))[8]).not.toBe('–'); // the cap was undone
+      expect(errors).toEqual([]);
+      await page.close();
+    }, 60_000);
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * Shared pieces of the browser tests: a real runner (createMemtide in runner
- * mode + startServer with the dashboard and the API route modules) in a temp
- * directory, Debian's chromium driven by playwright-core, and the browser
- * build (tsc -p tsconfig.browser.json) made when stale.
+ * mode + startServer with the dashboard and the API route modules, actions
+ * log included) in a temp directory, Debian's chromium driven by
+ * playwright-core, the browser build (tsc -p tsconfig.browser.json) made when
+ * stale, and synthetic history: samples and coordinator actions.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,10 +12,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { ComponentUsage, LoadedModel, MemorySample, PressureChange } from '../../src/model.js';
-import { HistoryStore } from '../../src/sinks/historyStore.js';
+import { HistoryStore, type ActionEntry, type ActionUpdate } from '../../src/sinks/historyStore.js';
 import { createMemtide, type CreateMemtideOptions, type Memtide } from '../../src/app/memtide.js';
 import type { RouteModule } from '../../src/app/router.js';
 import { actionsRoutes } from '../../src/app/routes/actions.js';
+import { actionsLogRoutes } from '../../src/app/routes/actionsLog.js';
 import { alertsRoutes } from '../../src/app/routes/alerts.js';
 import { configRoutes } from '../../src/app/routes/config.js';
 import { dashboardRoutes } from '../../src/app/routes/dashboard.js';
@@ -128,7 +130,7 @@ export async function startRunner(options: RunnerOptions = {}): Promise<Runner> 
   const server = await startServer({
     memtide,
     logger: silentLogger,
-    modules: [dashboardRoutes, configRoutes(), historyRoutes(), alertsRoutes(), actionsRoutes(), ...(options.modules ?? [])],
+    modules: [dashboardRoutes, configRoutes(), historyRoutes(), alertsRoutes(), actionsRoutes(), actionsLogRoutes(), ...(options.modules ?? [])],
   });
   return {
     url: server.url,
@@ -250,4 +252,100 @@ export function fillHistory(file: string, count: number, endMs: number, stepMs =
     store.close();
   }
   return { sinceMs, untilMs: endMs + 1 };
+}
+
+// ---------------------------------------------------------------------------
+// Synthetic actions: what the coordinator and the governor record
+// ---------------------------------------------------------------------------
+
+export interface SyntheticAction {
+  entry: ActionEntry;
+  /** Applied after the insert, as the coordinator's sink does when it measures or undoes. */
+  update?: ActionUpdate;
+}
+
+function actionEntry(fields: Partial<ActionEntry> & Pick<ActionEntry, 'atMs' | 'kind' | 'reason'>): ActionEntry {
+  return {
+    source: 'coordinator',
+    level: 'high',
+    target: 'ollama',
+    detail: null,
+    executed: true,
+    error: null,
+    componentBytesBefore: null,
+    availableBytesBefore: null,
+    componentBytesAfter: null,
+    availableBytesAfter: null,
+    measuredAtMs: null,
+    undoneAtMs: null,
+    ...fields,
+  };
+}
+
+/**
+ * Four actions of a pressure episode ending at `endMs`, oldest first: the
+ * coordinator unloads the idle model (measured: ollama freed 5.2 GiB), caps the
+ * model budget (undone later), would have shrunk the backend's caches
+ * (observe-only, not executed), and the governor holds a load (not measured yet).
+ */
+export function syntheticActions(endMs: number): SyntheticAction[] {
+  const min = 60_000;
+  const gib = (n: number) => Math.round(n * GiB);
+  return [
+    {
+      entry: actionEntry({
+        atMs: endMs - 14 * min,
+        kind: 'unload-idle-models',
+        detail: 'llama3.1:8b (5.2 GiB)',
+        reason: 'pressure high: available 21.8% <= 25%',
+        componentBytesBefore: gib(5.5),
+        availableBytesBefore: gib(3.5),
+      }),
+      update: { componentBytesAfter: 300 * MiB, availableBytesAfter: gib(8.6), measuredAtMs: endMs - 14 * min + 30_000 },
+    },
+    {
+      entry: actionEntry({
+        atMs: endMs - 12 * min,
+        kind: 'cap-model-budget',
+        detail: '2.0 GiB',
+        reason: 'balancing: transcription needs 1.5 GiB while a meeting runs',
+        componentBytesBefore: 300 * MiB,
+        availableBytesBefore: gib(8.6),
+      }),
+      update: { componentBytesAfter: 300 * MiB, availableBytesAfter: gib(8.5), measuredAtMs: endMs - 12 * min + 30_000, undoneAtMs: endMs - 4 * min },
+    },
+    {
+      entry: actionEntry({
+        atMs: endMs - 6 * min,
+        kind: 'shrink-caches',
+        level: 'medium',
+        target: 'backend',
+        executed: false,
+        reason: 'pressure medium: available 38.0% <= 45%',
+        componentBytesBefore: 482 * MiB,
+        availableBytesBefore: gib(6.9),
+      }),
+      update: { componentBytesAfter: 486 * MiB, availableBytesAfter: gib(6.8), measuredAtMs: endMs - 6 * min + 30_000 },
+    },
+    {
+      entry: actionEntry({
+        atMs: endMs - 60_000,
+        source: 'governor',
+        kind: 'hold',
+        detail: 'gemma3:1b (1.1 GiB)',
+        reason: 'a load would leave 0.9 GiB available (floor 1.5 GiB)',
+        componentBytesBefore: gib(1.3),
+        availableBytesBefore: gib(2.4),
+      }),
+    },
+  ];
+}
+
+/** Records actions in a history store the way the coordinator's sink does (insert, then update); returns their ids. */
+export function recordActions(store: Pick<HistoryStore, 'insertAction' | 'updateAction'>, actions: readonly SyntheticAction[]): number[] {
+  return actions.map(({ entry, update }) => {
+    const id = store.insertAction(entry);
+    if (update) store.updateAction(id, update);
+    return id;
+  });
 }

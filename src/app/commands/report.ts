@@ -11,7 +11,9 @@ export const reportHelp = `memtide report [--since 24h] [--until TIME] [--format
 A memory report from the history database (history.path, default memtide.db):
 per component current / peak / average and trend (stable, growing,
 shrinking), system available memory, the pressure timeline, leak suspects,
-alerts, and ranked suggestions with the memory each is expected to free.
+alerts, the actions memtide took or (observe-only) would have taken with
+memory before and after, and ranked suggestions with the memory each is
+expected to free.
 --since / --until take a duration back from now (30m, 24h, 7d) or an ISO
 time (2024-05-01T09:00:00Z); --until defaults to now.
 html is one self-contained file (inline CSS and SVG charts, no script, no

@@ -174,6 +174,19 @@ input[aria-invalid=true],select[aria-invalid=true],textarea[aria-invalid=true]{b
 .field textarea{min-height:70px;font:12px/1.4 ui-monospace,monospace;width:100%}
 .field input[type=text],.field input[type=number],.field select{max-width:340px;width:100%}
 .form .bar{position:sticky;bottom:0;background:var(--bg);padding:10px 0;display:flex;gap:10px;align-items:center;border-top:1px solid var(--line)}
+.action-list{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:8px}
+.action{border-left:4px solid #5e35b1;background:#f7f8fb;border-radius:6px;padding:6px 10px}
+.action.state-observe{border:1px dashed #8a94a6;border-left:4px solid #b7bfcc;background:#fff}
+.action.state-observe .kind{font-style:italic;font-weight:600}
+.action.state-failed{border-left-color:var(--critical);background:var(--critical-bg)}
+.action-head{display:flex;gap:8px;align-items:baseline;flex-wrap:wrap}
+.action-head .when{font-variant-numeric:tabular-nums}.action-head .target{font-size:12px}
+.action-memory{font-variant-numeric:tabular-nums;margin:2px 0}
+.action .why{overflow-wrap:anywhere}
+.chip{display:inline-block;padding:0 8px;border-radius:999px;font-size:11px;font-weight:700;letter-spacing:.3px;border:1px solid transparent}
+.chip.state-executed{background:#ece5fa;color:#4527a0}
+.chip.state-observe{background:#fff;color:var(--muted);border:1px dashed #8a94a6}
+.chip.state-failed{background:#fff;color:var(--critical);border-color:var(--critical)}
 .foot{display:flex;gap:24px;padding:8px 24px;color:var(--muted);font-size:12px;border-top:1px solid var(--line);background:#fff}
 .visually-hidden{position:absolute!important;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 `;

@@ -1,11 +1,13 @@
 /**
  * `buildReport`: one pass over each of the store's streamed queries
- * (components, system, pressure, alerts), keeping running statistics and
- * bounded chart series only. Nothing reads a whole range into memory.
+ * (components, system, pressure, alerts; actions in bounded pages), keeping
+ * running statistics and bounded chart series only. Nothing reads a whole
+ * range into memory.
  */
 import type { PressureLevel } from '../../model.js';
 import type { HistoryStore, TimeRange } from '../../sinks/historyStore.js';
 import type { MemtideConfig } from '../configSchema.js';
+import { readActions } from './actions.js';
 import { Downsampler, RunningStats } from './series.js';
 import { suggestionsFor } from './suggestions.js';
 import { DEFAULT_TREND_THRESHOLD_BYTES_PER_HOUR, SUSPECT_STEADINESS, trendOf } from './trend.js';
@@ -19,7 +21,7 @@ import type {
   SystemReport,
 } from './types.js';
 
-/** Pressure changes and alerts listed in a report; the rest are counted. */
+/** Pressure changes, alerts and actions listed in a report; the rest are counted. */
 export const MAX_LISTED = 200;
 /** Segments of the pressure band; past it, later changes merge into the last segment, which shows the worst level. */
 export const MAX_SEGMENTS = 1000;
@@ -60,10 +62,11 @@ export function buildReport(store: HistoryStore, options: BuildReportOptions): M
   const coverage = firstMs === null || lastMs === null ? { fromMs: sinceMs, toMs: Math.min(untilMs, nowMs) } : { fromMs: firstMs, toMs: lastMs };
   const pressure = readPressure(store, range, coverage);
   const alerts = readAlerts(store, range);
+  const actions = readActions(store, range, MAX_LISTED);
   const leakSuspects = suspectsOf(components, system);
   const suggestions = suggestionsFor({ components, system, pressure, leakSuspects }, config);
   return {
-    version: 1,
+    version: 2,
     generatedAtMs: nowMs,
     sinceMs,
     untilMs,
@@ -73,6 +76,7 @@ export function buildReport(store: HistoryStore, options: BuildReportOptions): M
     pressure,
     leakSuspects,
     alerts,
+    actions,
     suggestions,
   };
 }

@@ -1,7 +1,21 @@
 /** `renderMarkdown`: the report as a Markdown document (tables, no charts). */
 import { formatBytes, formatDuration } from '../units.js';
-import { LEVEL_KEYS, escapeMarkdown as md, iso, percentOf, slopeText } from './text.js';
-import type { ByteStats, MemoryReport } from './types.js';
+import {
+  LEVEL_KEYS,
+  actionStatus,
+  actionTarget,
+  actionsOf,
+  actionsSummaryText,
+  availableChangeText,
+  beforeAfter,
+  freedText,
+  escapeMarkdown as md,
+  iso,
+  percentOf,
+  slopeText,
+  undoneText,
+} from './text.js';
+import type { ActionSummary, ByteStats, MemoryReport } from './types.js';
 
 function row(cells: readonly string[]): string {
   return `| ${cells.join(' | ')} |`;
@@ -93,6 +107,8 @@ export function renderMarkdown(report: MemoryReport): string {
   if (alerts.total > alerts.listed.length) out.push('', `… and ${alerts.total - alerts.listed.length} more.`);
   out.push('');
 
+  out.push(...actionsSection(actionsOf(report)), '');
+
   out.push('## Suggestions', '');
   if (report.suggestions.length === 0) out.push('Nothing to suggest: no growth, no pressure, no held model memory.');
   report.suggestions.forEach((s, i) => {
@@ -102,4 +118,35 @@ export function renderMarkdown(report: MemoryReport): string {
     out.push(`   - Why: ${md(s.reason)}`);
   });
   return `${out.join('\n')}\n`;
+}
+
+function actionsSection(actions: ActionSummary): string[] {
+  const out = ['## Actions', '', actionsSummaryText(actions)];
+  if (actions.total === 0) return out;
+  out.push(
+    '',
+    ...table(
+      ['Kind', 'Source', 'Count', 'Executed', 'Freed (measured)'],
+      actions.byKind.map((k) => [md(k.kind), k.source, String(k.count), String(k.executed), k.freedBytes > 0 ? formatBytes(k.freedBytes) : '-']),
+    ),
+    '',
+    ...table(
+      ['Time', 'Source', 'Action', 'Level', 'Target', 'Executed', 'Target memory', 'Available memory', 'Undone', 'Why'],
+      actions.listed.map((a) => [
+        iso(a.atMs),
+        a.source,
+        md(a.kind),
+        a.level ?? '-',
+        md(actionTarget(a)),
+        md(actionStatus(a)),
+        `${beforeAfter(a.componentBytesBefore, a.componentBytesAfter, a.measuredAtMs)}${a.freedBytes === null ? '' : ` (${freedText(a)})`}`,
+        `${beforeAfter(a.availableBytesBefore, a.availableBytesAfter, a.measuredAtMs)}${a.availableChangeBytes === null ? '' : ` (${availableChangeText(a)})`}`,
+        undoneText(a),
+        md(a.reason),
+      ]),
+    ),
+  );
+  if (actions.total > actions.listed.length) out.push('', `… and ${actions.total - actions.listed.length} earlier actions (counted above, not listed).`);
+  if (actions.notExecuted > 0) out.push('', 'Observe-only actions were not executed: the memory after them is what happened without them.');
+  return out;
 }

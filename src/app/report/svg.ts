@@ -26,7 +26,21 @@ export interface ChartOptions {
   ceilingBytes?: number | null;
   /** A pressure band drawn under the plot. */
   band?: readonly PressureSegment[];
+  /** Actions: a tick at their time (a thin line from the top of the plot with a triangle), with a tooltip. */
+  markers?: readonly ChartMarker[];
 }
+
+/** An action on a chart: executed (filled, purple), observe-only (hollow, grey) or failed (red). */
+export interface ChartMarker {
+  atMs: number;
+  /** Until when it was in force (undone), drawn as a bar along the top of the plot. */
+  untilMs?: number | null;
+  style: 'executed' | 'observe' | 'failed';
+  /** The tooltip text (escaped here). */
+  title: string;
+}
+
+export const MARKER_COLORS: Record<ChartMarker['style'], string> = { executed: '#5e35b1', observe: '#78909c', failed: '#c62828' };
 
 const WIDTH = 760;
 const PLOT_HEIGHT = 140;
@@ -62,6 +76,23 @@ export function lineChart(options: ChartOptions): string {
     parts.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
     const line = points.map((p) => `${x(p.atMs)},${y(p.bytes)}`).join(' ');
     parts.push(`<polyline points="${line}" fill="none" stroke="${color}" stroke-width="1.5"/>`);
+  }
+  for (const m of options.markers ?? []) {
+    if (m.atMs < fromMs || m.atMs > toMs) continue;
+    const mx = x(m.atMs);
+    const stroke = MARKER_COLORS[m.style];
+    const fill = m.style === 'observe' ? '#fff' : stroke;
+    const dash = m.style === 'observe' ? ' stroke-dasharray="3 2"' : '';
+    const span =
+      m.untilMs !== null && m.untilMs !== undefined && m.untilMs > m.atMs
+        ? `<rect x="${mx}" y="${TOP}" width="${n(Math.max(1, x(Math.min(toMs, m.untilMs)) - mx))}" height="3" fill="${stroke}" fill-opacity="0.35"/>`
+        : '';
+    parts.push(
+      `<g class="action action-${m.style}"><title>${escapeHtml(m.title)}</title>${span}` +
+        `<rect x="${n(mx - 4)}" y="${TOP}" width="8" height="${PLOT_HEIGHT}" fill="${stroke}" fill-opacity="0"/>` +
+        `<line x1="${mx}" x2="${mx}" y1="${TOP}" y2="${TOP + PLOT_HEIGHT}" stroke="${stroke}" stroke-opacity="0.45"${dash}/>` +
+        `<path d="M${n(mx - 4)} ${TOP} L${n(mx + 4)} ${TOP} L${mx} ${TOP + 7} Z" fill="${fill}" stroke="${stroke}"/></g>`,
+    );
   }
   let axisY = TOP + PLOT_HEIGHT;
   if (hasBand) {

@@ -109,8 +109,74 @@ export interface Suggestion extends Recommendation {
   reason: string;
 }
 
+/** Who decided an action (as the history's `actions` table says). */
+export type ActionSource = 'coordinator' | 'governor';
+
+/**
+ * One action of the coordinator or the model governor, executed or only
+ * decided (observe-only), with memory before and after as the `actions` table
+ * keeps it, plus the measured change.
+ */
+export interface ReportAction {
+  atMs: number;
+  source: ActionSource;
+  /** `unload-idle-models`, `shrink-caches`, `cap-model-budget`, ...; governor: `unload`, `load`, `hold`, `reject`, ... */
+  kind: string;
+  level: PressureLevel | null;
+  /** The component it acts on (`ollama`, `audio`, ...): its chart gets the marker. */
+  target: string | null;
+  detail: string | null;
+  reason: string;
+  /** False: decided in observe-only mode, not executed. */
+  executed: boolean;
+  error: string | null;
+  componentBytesBefore: number | null;
+  componentBytesAfter: number | null;
+  availableBytesBefore: number | null;
+  availableBytesAfter: number | null;
+  measuredAtMs: number | null;
+  undoneAtMs: number | null;
+  /** Target component before minus after (positive: memory freed); null unless both were measured. */
+  freedBytes: number | null;
+  /** Available memory after minus before (positive: more available); null unless both were measured. */
+  availableChangeBytes: number | null;
+}
+
+/** Actions of one kind (and source) in the range. */
+export interface ActionKindSummary {
+  source: ActionSource;
+  kind: string;
+  count: number;
+  executed: number;
+  /** Memory freed in the target component, summed over the executed, measured, successful actions of this kind. */
+  freedBytes: number;
+}
+
+export interface ActionSummary {
+  /** The newest `MAX_LISTED` actions of the range, listed oldest first; earlier ones are counted in `total` only. */
+  listed: ReportAction[];
+  total: number;
+  executed: number;
+  /** Decided but not executed (observe-only): how often memtide would have acted. */
+  notExecuted: number;
+  /** Executed, and executing failed (`error`). */
+  failed: number;
+  undone: number;
+  /** Executed without error and measured after: the actions the totals below sum. */
+  measured: number;
+  /** Σ of the positive `freedBytes` of the measured actions. */
+  freedBytes: number;
+  /** Σ of the negative `freedBytes` (as a positive number): target components that grew after the action (a model load, say). */
+  grewBytes: number;
+  /** Σ of `availableChangeBytes` of the measured actions. */
+  availableChangeBytes: number;
+  /** By count, largest first; at most `MAX_ACTION_KINDS` (the rest merge into kind `other`). */
+  byKind: ActionKindSummary[];
+}
+
 export interface MemoryReport {
-  version: 1;
+  /** 2 added `actions`. */
+  version: 2;
   generatedAtMs: number;
   sinceMs: number;
   untilMs: number;
@@ -121,6 +187,8 @@ export interface MemoryReport {
   pressure: PressureReport;
   leakSuspects: LeakSuspect[];
   alerts: AlertSummary;
+  /** What the coordinator and the model governor did (or, observe-only, decided). */
+  actions: ActionSummary;
   /** Largest expected saving first; suggestions without an estimate after. */
   suggestions: Suggestion[];
 }

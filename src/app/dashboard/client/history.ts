@@ -3,7 +3,8 @@
  * (`GET /api/history`, downsampled by the server to the chart's width: drag
  * across a chart to zoom into that range, which refetches at full
  * resolution), and the records of the range as virtualised lists (samples
- * paged from `GET /api/samples`, alerts, pressure changes).
+ * paged from `GET /api/samples`, alerts, pressure changes, and the
+ * coordinator's and governor's actions from `GET /api/actions`).
  *
  * Fetched chart series and sample pages go through the kit's AssetCache with
  * a byte budget, so going back to a range is instant and scrolling through
@@ -12,6 +13,7 @@
 import { AssetCache } from '../../../browser/assetCache.js';
 import type { PressureEvent } from '../../../browser/liveTypes.js';
 import { PRESSURE_LEVELS } from '../../../browser/liveTypes.js';
+import { actionState, actionTarget, changeText, memoryText, type ActionRow, type ActionsBody } from './actionText.js';
 import { api, describeError } from './api.js';
 import { Chart, PALETTE, type SeriesSpec } from './charts.js';
 import { card, h, setText } from './dom.js';
@@ -222,7 +224,19 @@ const PRESSURE_COLUMNS: Column<PressureEvent>[] = [
   { label: 'Reasons', width: 'minmax(0,1fr)', value: (r) => r.reasons.join('; '), align: 'left' },
 ];
 
-type ListKind = 'samples' | 'alerts' | 'pressure';
+const ACTION_COLUMNS: Column<ActionRow>[] = [
+  { label: 'Time', width: '180px', value: (r) => formatDateTime(r.atMs), align: 'left' },
+  { label: 'Source', width: '95px', value: (r) => r.source, align: 'left' },
+  { label: 'Action', width: 'minmax(0,1.2fr)', value: (r) => r.kind, align: 'left' },
+  { label: 'Level', width: '70px', value: (r) => r.level ?? '–', align: 'left' },
+  { label: 'Target', width: 'minmax(0,1.3fr)', value: (r) => actionTarget(r) || '–', align: 'left' },
+  { label: 'Executed', width: '170px', value: (r) => ({ executed: 'executed', observe: 'observe-only: not executed', failed: `failed: ${r.error ?? ''}` })[actionState(r)], align: 'left' },
+  { label: 'Target memory', width: '170px', value: (r) => memoryText(r.componentBytesBefore, r.componentBytesAfter, r.measuredAtMs) },
+  { label: 'Change', width: 'minmax(0,1.3fr)', value: (r) => changeText(r) || '–' },
+  { label: 'Undone', width: '180px', value: (r) => (r.undoneAtMs === null ? '–' : formatDateTime(r.undoneAtMs)), align: 'left' },
+];
+
+type ListKind = 'samples' | 'alerts' | 'pressure' | 'actions';
 
 export interface HistoryView {
   show(): void;
@@ -320,6 +334,7 @@ export function createHistoryView(root: HTMLElement, onCacheChange: () => void):
     ['samples', 'Samples'],
     ['alerts', 'Alerts'],
     ['pressure', 'Pressure changes'],
+    ['actions', 'Actions'],
   ] as const) {
     const b = h('button', { type: 'button', 'aria-pressed': String(kind === listKind), 'data-list': kind, text: label });
     b.addEventListener('click', () => {
@@ -479,6 +494,11 @@ export function createHistoryView(root: HTMLElement, onCacheChange: () => void):
         const rows = body.alerts.filter((a) => a.atMs < untilMs);
         replaceTable(ALERT_COLUMNS, new ArraySource(rows), 'Alert notifications in the range');
         setText(listCount, `${rows.length.toLocaleString()} notifications${body.truncated ? ' (first 10,000)' : ''}`);
+      } else if (listKind === 'actions') {
+        const body = await api<ActionsBody>(`/api/actions?${q}&until=${Math.ceil(untilMs)}&limit=10000`);
+        // The API answers newest first; the lists here run oldest first.
+        replaceTable(ACTION_COLUMNS, new ArraySource(body.actions.slice().reverse()), 'Actions of the coordinator and the model governor in the range');
+        setText(listCount, `${body.actions.length.toLocaleString()} actions${body.truncated ? ' (newest 10,000)' : ''}`);
       } else {
         const body = await api<{ events: PressureEvent[] }>(`/api/pressure?${q}&until=${Math.ceil(untilMs)}`);
         replaceTable(PRESSURE_COLUMNS, new ArraySource(body.events), 'Pressure level changes in the range');

@@ -1,11 +1,13 @@
 /**
  * The live view: the SSE feed (`/api/events`: `sample`, `pressure`, and
  * `alert`, `leak`, `models` where the runner sends them) drawn as charts and
- * panels. Memory stays flat however long the page is open: points live in
- * ring buffers, panels are maps with a cap, DOM rows are reused by key, and
- * all drawing happens at most once per animation frame.
+ * panels, plus the polled panels (models, actions). Memory stays flat
+ * however long the page is open: points live in ring buffers, panels are
+ * maps with a cap, DOM rows are reused by key, and all drawing happens at
+ * most once per animation frame.
  */
 import type { LiveSample, PressureEvent } from '../../../browser/liveTypes.js';
+import { createActionsPanel } from './actionsPanel.js';
 import { acknowledgeAlert, actionButton, OPTIMIZATION_LEVELS, pinModel, PRESET_CHOICES, recommendationAction, setLowMemory, setOptimizationLevel, setPreset, unloadModel } from './actions.js';
 import { api, ApiError, describeError } from './api.js';
 import { LiveChart, PALETTE } from './charts.js';
@@ -158,12 +160,15 @@ export function createLiveView(root: HTMLElement, onPressure: (event: PressureEv
   const leaks = card('Leak suspects', 'leaks-card');
   leaks.body.append(leaksList, leaksEmpty);
 
+  // What the coordinator and the governor did: polled on its own, refreshed soon after a pressure change.
+  const actionsPanel = createActionsPanel();
+
   root.append(
     h(
       'div',
       { class: 'grid two' },
       h('div', { class: 'grid' }, system.card, components.card),
-      h('div', { class: 'grid' }, alerts.card, models.card, leaks.card, quick.card),
+      h('div', { class: 'grid' }, alerts.card, models.card, actionsPanel.card, leaks.card, quick.card),
     ),
   );
 
@@ -494,6 +499,7 @@ export function createLiveView(root: HTMLElement, onPressure: (event: PressureEv
       pressure = event;
       alertsDirty = true;
       onPressure(event);
+      actionsPanel.refreshSoon();
       scheduleRender();
     }),
   );
@@ -547,6 +553,7 @@ export function createLiveView(root: HTMLElement, onPressure: (event: PressureEv
     },
     setVisible(value) {
       visible = value;
+      actionsPanel.setVisible(value);
       if (visible) {
         alertsDirty = modelsDirty = leaksDirty = true;
         scheduleRender();
@@ -558,6 +565,7 @@ export function createLiveView(root: HTMLElement, onPressure: (event: PressureEv
       if (downTimer !== null) clearTimeout(downTimer);
       if (frame !== null) cancelAnimationFrame(frame);
       if (modelsTimer !== null) clearTimeout(modelsTimer);
+      actionsPanel.dispose();
       systemChart.destroy();
       for (const view of componentViews.values()) view.chart.destroy();
       componentViews.clear();
