@@ -174,6 +174,32 @@ describe('alertConditions (marbles)', () => {
     });
   });
 
+  it('leak: memory that jitters by a few MiB is the same condition (amounts rounded); a real move is a new text', () => {
+    const at = (anon: number) => S(sample({ components: { backend: { rss: anon + 100 * MIB, pss: anon + 50 * MIB, pssAnon: anon } } }));
+    const leak: LeakEvent = { kind: 'leak', component: 'backend', detectedAtMs: 3, slopeBytesPerHour: 300 * MIB, confidence: 0.9, projectedExhaustionMs: null };
+    testScheduler.run(({ cold, expectObservable }) => {
+      // the baseline is 500 MiB; then 700, 701.5, 698.7, 702 MiB: uses ~750 MiB, grew ~200 MiB (two digits) each time
+      const source = cold('  a-b-L-j-k-m-n-|', {
+        a: at(500 * MIB),
+        b: at(700 * MIB),
+        L: L(leak),
+        j: at(701.5 * MIB),
+        k: at(698.7 * MIB),
+        m: at(702 * MIB),
+        n: at(760 * MIB),
+      });
+      expectObservable(source.pipe(alertConditions(config(), testScheduler))).toBe('----l-------n-|', {
+        l: cond('leak:backend', true, 'warning', 4, { message: 'backend grows steadily at about 300 MiB/h (confidence 90%). It uses 750 MiB now.' }),
+        n: cond('leak:backend', true, 'warning', 12, {
+          message: 'backend grows steadily at about 300 MiB/h (confidence 90%). It uses 810 MiB now.',
+          recommendations: [
+            { action: 'Restart backend: it grew 260 MiB in under a minute (leaking about 300 MiB/h); a restart gives that back.', expectedSavingBytes: 260 * MIB },
+          ],
+        }),
+      });
+    });
+  });
+
   it('leak: a restart of the component (new pids) starts a new baseline', () => {
     const proc = (pid: number): ProcessSample => ({ pid, ppid: 1, name: 'py', component: 'backend', rssBytes: 0, pssBytes: null, pssAnonBytes: null });
     const at = (rss: number, pid: number) => S(sample({ components: { backend: { rss } }, processes: [proc(pid)] }));
@@ -216,7 +242,8 @@ describe('alertConditions (marbles)', () => {
         b: cond('budget:ollama', true, 'warning', 2, {
           kind: 'budget',
           component: 'ollama',
-          message: 'ollama uses 5.5 GiB (PSS), 512 MiB over its 5.0 GiB budget.',
+          // measured amounts to two significant digits (0.5 GiB over: 510 MiB), the budget as configured
+          message: 'ollama uses 5.5 GiB (PSS), 510 MiB over its 5.0 GiB budget.',
         }),
         c: cond('budget:ollama', true, 'warning', 4, { message: 'ollama uses 4.8 GiB (PSS), just under its 5.0 GiB budget; it clears below 4.8 GiB.' }),
         d: cond('budget:ollama', false, 'warning', 6, { message: 'ollama uses 4.7 GiB (PSS) of its 5.0 GiB budget.' }),

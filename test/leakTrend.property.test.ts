@@ -247,6 +247,35 @@ describe('trend helpers (against brute force)', () => {
     expect(() => new FloorRing(0)).toThrow(RangeError);
   });
 
+  it("FloorRing's sorted differences give robustNoiseScale of its floors exactly, or null with a floor that is not whole", () => {
+    const commandArb = fc.oneof(
+      { arbitrary: fc.tuple(fc.constant('push' as const), fc.integer({ min: -1e9, max: 1e9 })), weight: 12 },
+      { arbitrary: fc.tuple(fc.constant('push' as const), fc.integer({ min: 0, max: 2 ** 50 })), weight: 3 },
+      { arbitrary: fc.tuple(fc.constant('push' as const), fc.constantFrom(0.5, 1e6 + 0.25)), weight: 1 },
+      { arbitrary: fc.tuple(fc.constant('drop' as const), fc.integer({ min: 0, max: 20 })), weight: 2 },
+      { arbitrary: fc.tuple(fc.constant('clear' as const), fc.constant(0)), weight: 1 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.array(commandArb, { maxLength: 80 }), (capacity, commands) => {
+        const ring = new FloorRing(capacity);
+        let clock = 0;
+        for (const [kind, x] of commands) {
+          if (kind === 'push') ring.push((clock += 1), x);
+          else if (kind === 'drop') ring.dropBefore(clock - x);
+          else ring.clear();
+          const times = new Float64Array(capacity);
+          const vals = new Float64Array(capacity);
+          const n = ring.copyTo(times, vals);
+          // what an evaluation computes: levels relative to the first floor
+          const relative = vals.subarray(0, n).map((v) => v - (vals[0] as number));
+          const whole = Array.from(vals.subarray(0, n)).every((v) => Number.isInteger(v));
+          expect(ring.diffs.scale()).toBe(whole ? robustNoiseScale(relative, n) : null);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('forwardMin, trailingMin and median3 agree with brute force', () => {
     fc.assert(
       fc.property(seriesArb, fc.integer({ min: 0, max: 30 * MIN }), ({ times, values: vs }, span) => {

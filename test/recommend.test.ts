@@ -13,6 +13,7 @@ import {
   recommendForLeak,
   recommendForPressure,
   restartLeaking,
+  roughBytes,
   selfBaselineKey,
   setCommand,
   shrinkContext,
@@ -125,9 +126,10 @@ describe('recommendations: specific steps from crafted states', () => {
       tunables: { transcription: { concurrency: 3, component: 'audio' } },
     });
     expect(lowerTranscriptionConcurrency(s)).toEqual({
-      action: 'Lower transcription.maxConcurrent from 3 to 2: each worker holds about 512 MiB of audio.',
+      // 1.5 GiB / 3 workers, to two significant digits (texts round measured amounts: see roughBytes)
+      action: 'Lower transcription.maxConcurrent from 3 to 2: each worker holds about 510 MiB of audio.',
       command: '--set transcription.maxConcurrent=2',
-      expectedSavingBytes: 512 * MIB,
+      expectedSavingBytes: 510 * MIB,
     });
     expect(lowerTranscriptionConcurrency(state({ tunables: { transcription: { concurrency: 1, component: 'audio' } } }))).toBeNull();
     expect(lowerTranscriptionConcurrency(state())).toBeNull();
@@ -187,7 +189,8 @@ describe('recommendations: specific steps from crafted states', () => {
     expect(steps.map((r) => [r.action.split(':')[0], r.expectedSavingBytes])).toEqual([
       ['Unload the idle model llama3.1', 4.7 * GIB],
       ['Restart backend', 2 * GIB],
-      ['Lower transcription.maxConcurrent from 2 to 1', 0.75 * GIB],
+      // 1.5 GiB / 2 workers = 768 MiB, to two significant digits
+      ['Lower transcription.maxConcurrent from 2 to 1', 770 * MIB],
       ['Restart frontend', undefined],
       ['Lower the context of llama3.1', undefined],
       ['Enable low-memory mode (lowMemory).', undefined],
@@ -243,6 +246,30 @@ describe('recommendations: specific steps from crafted states', () => {
     expect(recommendForEngine(s, 'rss', 'engine')).toEqual([
       { action: 'Restart the process hosting memtide (pid 7): its RSS grew 610 MiB in the last 3h.', expectedSavingBytes: 610 * MIB },
     ]);
+  });
+
+  it('roughBytes: measured amounts to two significant digits in the binary unit formatBytes picks', () => {
+    expect(roughBytes(512 * MIB)).toEqual({ bytes: 510 * MIB, text: '510 MiB' });
+    expect(roughBytes(22.2 * MIB)).toEqual({ bytes: 22 * MIB, text: '22 MiB' });
+    expect(roughBytes(1.04 * GIB)).toEqual({ bytes: GIB, text: '1.0 GiB' });
+    expect(roughBytes(1.56 * GIB).text).toBe('1.6 GiB');
+    expect(roughBytes(99.6 * MIB)).toEqual({ bytes: 100 * MIB, text: '100 MiB' });
+    expect(roughBytes(9.96 * MIB)).toEqual({ bytes: 10 * MIB, text: '10 MiB' });
+    expect(roughBytes(1023.9 * MIB)).toEqual({ bytes: 1020 * MIB, text: '1020 MiB' });
+    expect(roughBytes(0)).toEqual({ bytes: 0, text: '0 B' });
+    expect(roughBytes(123)).toEqual({ bytes: 120, text: '120 B' });
+    expect(roughBytes(-300 * MIB)).toEqual({ bytes: -300 * MIB, text: '-300 MiB' });
+  });
+
+  it('roughBytes is within 5% (half a step of two digits), stable under jitter inside a step, and its own fixed point', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1024, max: 2 ** 50 }), (bytes) => {
+        const rough = roughBytes(bytes);
+        expect(Math.abs(rough.bytes - bytes)).toBeLessThanOrEqual(0.05 * bytes + 1);
+        expect(roughBytes(rough.bytes)).toEqual(rough);
+        expect(rough.text).toMatch(/^(\d\.\d|\d{2,4}) (KiB|MiB|GiB|TiB)$/);
+      }),
+    );
   });
 
   it('setCommand quotes values that are not plain words', () => {

@@ -22,6 +22,7 @@ import { formatBytes, formatDuration } from '../app/units.js';
 import {
   levelRank,
   type AlertKind,
+  type ComponentUsage,
   type AlertSeverity,
   type LeakCleared,
   type LeakDetected,
@@ -41,6 +42,7 @@ import {
   recommendForExhaustion,
   recommendForLeak,
   recommendForPressure,
+  roughBytes,
   selfBaselineKey,
   type GrowthBaseline,
   type RecommendState,
@@ -129,19 +131,23 @@ function processSignature(sample: MemorySample, component: string): string {
   return `count:${sample.components[component]?.processCount ?? 0}`;
 }
 
+/** Starts a new low-water mark for `key` when its processes changed or its usage went lower. */
+function trackBaseline(state: State, key: string, bytes: number, signature: string, nowMs: number): void {
+  const old = state.baselines.get(key);
+  if (!old || old.signature !== signature || bytes < old.bytes) {
+    state.baselines.set(key, { bytes, atMs: nowMs, signature });
+    state.baselinesRecord = null;
+  }
+}
+
 /** Low-water marks since each component's processes (re)started; growth above them is what a restart frees. */
 function updateBaselines(state: State, sample: MemorySample, nowMs: number, engineComponent: string): void {
-  const track = (key: string, bytes: number, signature: string): void => {
-    const old = state.baselines.get(key);
-    if (!old || old.signature !== signature || bytes < old.bytes) {
-      state.baselines.set(key, { bytes, atMs: nowMs, signature });
-      state.baselinesRecord = null;
-    }
-  };
-  for (const [component, usage] of Object.entries(sample.components)) {
-    track(component, growthBytesOf(usage), processSignature(sample, component));
+  for (const component in sample.components) {
+    if (!Object.hasOwn(sample.components, component)) continue;
+    const usage = sample.components[component] as ComponentUsage;
+    trackBaseline(state, component, growthBytesOf(usage), processSignature(sample, component), nowMs);
   }
-  track(selfBaselineKey(engineComponent), sample.self.rssBytes, `pid:${sample.self.pid}`);
+  trackBaseline(state, selfBaselineKey(engineComponent), sample.self.rssBytes, `pid:${sample.self.pid}`, nowMs);
 }
 
 function modelNames(models: readonly LoadedModel[]): string {
@@ -204,13 +210,29 @@ interface EngineCheck {
   setting: string;
   limit: (limits: AlertsConfig['engine']) => number | null;
   value: (self: MemorySample['self']) => number;
+  /** The limit as configured. */
   text: (value: number) => string;
+  /** The measured value as the text gives it: rounded, so the text changes only when the value really moves. */
+  rounded: (value: number) => { value: number; text: string };
 }
+
+const roughAmount = (value: number): { value: number; text: string } => {
+  const rough = roughBytes(value);
+  return { value: rough.bytes, text: rough.text };
+};
 
 /** The engine's own limits: static, so a sample allocates none of this. */
 const ENGINE_CHECKS: readonly EngineCheck[] = [
-  { check: 'rss', what: 'RSS', setting: 'alerts.engine.maxRssBytes', limit: (l) => l.maxRssBytes, value: (s) => s.rssBytes, text: formatBytes },
-  { check: 'heap', what: 'V8 heap in use', setting: 'alerts.engine.maxHeapUsedBytes', limit: (l) => l.maxHeapUsedBytes, value: (s) => s.heapUsedBytes, text: formatBytes },
+  { check: 'rss', what: 'RSS', setting: 'alerts.engine.maxRssBytes', limit: (l) => l.maxRssBytes, value: (s) => s.rssBytes, text: formatBytes, rounded: roughAmount },
+  {
+    check: 'heap',
+    what: 'V8 heap in use',
+    setting: 'alerts.engine.maxHeapUsedBytes',
+    limit: (l) => l.maxHeapUsedBytes,
+    value: (s) => s.heapUsedBytes,
+    text: formatBytes,
+    rounded: roughAmount,
+  },
   {
     check: 'cpu',
     what: 'CPU time of one sample',
@@ -218,42 +240,56 @@ const ENGINE_CHECKS: readonly EngineCheck[] = [
     limit: (l) => l.maxSampleCpuMs,
     value: (s) => s.sampleCpuMs,
     text: (v) => `${Math.round(v * 10) / 10} ms`,
+    rounded: (v) => ({ value: Math.round(v * 10) / 10, text: `${Math.round(v * 10) / 10} ms` }),
   },
 ];
 
 const ENGINE_KEYS = { rss: 'engine:rss', heap: 'engine:heap', cpu: 'engine:cpu' } as const;
 
+/** What the texts of one evaluation read; the recommendation state is built on first use (only an active condition's text reads it). */
+interface Evaluation {
+  state: State;
+  config: AlertConditionsConfig;
+  nowMs: number;
+  leaks: LeakDetected[];
+  recommend: RecommendState | null;
+}
+
+function recommendStateOf(e: Evaluation): RecommendState {
+  return (e.recommend ??= {
+    nowMs: e.nowMs,
+    sample: e.state.sample,
+    pressure: e.state.pressure?.level ?? null,
+    models: e.state.models,
+    leaks: e.leaks,
+    baselines: (e.state.baselinesRecord ??= Object.fromEntries(e.state.baselines)),
+    preset: e.config.pressure.preset,
+    componentBudgets: e.config.alerts.componentBudgets,
+    sampling: e.config.sampling,
+    tunables: e.config.tunables ?? {},
+  });
+}
+
 /**
- * Evaluates every rule on the current state. Returns the conditions it knows
- * about, active or not (inactive ones carry the recovery text), with their
- * text deferred.
+ * Evaluates every rule on the current state. Returns the conditions that are
+ * active or were (the inactive ones carry the recovery text), with their text
+ * deferred. A condition neither active nor active before has nothing to say,
+ * so it is not even made: most rules, on most samples (a sample is evaluated
+ * tens of thousands of times in a trace replay).
  */
 function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wasActive: (key: string) => boolean): Candidate[] {
   const { alerts } = config;
   const engine = config.components.engine;
   const leaks = [...state.leaks.values()];
-  // Built on first use: only the text of an active condition reads it.
-  let recommendState: RecommendState | null = null;
-  const rs = (): RecommendState =>
-    (recommendState ??= {
-      nowMs,
-      sample: state.sample,
-      pressure: state.pressure?.level ?? null,
-      models: state.models,
-      leaks,
-      baselines: (state.baselinesRecord ??= Object.fromEntries(state.baselines)),
-      preset: config.pressure.preset,
-      componentBudgets: alerts.componentBudgets,
-      sampling: config.sampling,
-      tunables: config.tunables ?? {},
-    });
+  const e: Evaluation = { state, config, nowMs, leaks, recommend: null };
   const out: Candidate[] = [];
   const sample = state.sample;
 
   // Pressure.
   const change = state.pressure;
-  if (change) {
-    const active = change.level !== 'low' && levelRank(change.level) >= levelRank(alerts.pressureMinLevel);
+  const pressureActive = change !== null && change.level !== 'low' && levelRank(change.level) >= levelRank(alerts.pressureMinLevel);
+  if (change && (pressureActive || wasActive('pressure'))) {
+    const active = pressureActive;
     out.push({
       key: 'pressure',
       kind: 'pressure',
@@ -261,12 +297,12 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
       active,
       component: null,
       texts: () => {
-        const available = sample ? ` ${formatBytes(sample.system.availableBytes)} of ${formatBytes(sample.system.totalBytes)} available.` : '';
+        const available = sample ? ` ${roughBytes(sample.system.availableBytes).text} of ${formatBytes(sample.system.totalBytes)} available.` : '';
         const why = change.reasons.length ? `: ${change.reasons.join('; ')}` : '';
         return {
           title: active ? `Memory pressure ${change.level}` : `Memory pressure back to ${change.level}`,
           message: active ? `Memory pressure is ${change.level}${why}.${available}` : `Memory pressure fell to ${change.level}${why}.${available}`,
-          recommendations: active ? recommendForPressure(rs()) : [],
+          recommendations: active ? recommendForPressure(recommendStateOf(e)) : [],
         };
       },
     });
@@ -274,7 +310,6 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
 
   // Leaks and projected exhaustion.
   for (const leak of leaks) {
-    const rate = (): string => `${formatBytes(leak.slopeBytesPerHour)}/h`;
     out.push({
       key: `leak:${leak.component}`,
       kind: 'leak',
@@ -283,11 +318,11 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
       component: leak.component,
       texts: () => {
         const usage = sample?.components[leak.component];
-        const now = usage ? ` It uses ${formatBytes(footprintOf(usage))} now.` : '';
+        const now = usage ? ` It uses ${roughBytes(footprintOf(usage)).text} now.` : '';
         return {
           title: `${leak.component} is leaking memory`,
-          message: `${leak.component} grows steadily at about ${rate()} (confidence ${Math.round(leak.confidence * 100)}%).${now}`,
-          recommendations: recommendForLeak(rs(), leak),
+          message: `${leak.component} grows steadily at about ${formatBytes(leak.slopeBytesPerHour)}/h (confidence ${Math.round(leak.confidence * 100)}%).${now}`,
+          recommendations: recommendForLeak(recommendStateOf(e), leak),
         };
       },
     });
@@ -308,9 +343,9 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
           return {
             title: soon ? `${leak.component} will exhaust memory` : `${leak.component} no longer projected to exhaust memory`,
             message: soon
-              ? `At about ${rate()}, ${leak.component} would exhaust available memory in about ${formatDuration(minutes)} (at ${new Date(projected ?? nowMs).toISOString()}).`
+              ? `At about ${formatBytes(leak.slopeBytesPerHour)}/h, ${leak.component} would exhaust available memory in about ${formatDuration(minutes)} (at ${new Date(projected ?? nowMs).toISOString()}).`
               : `${leak.component} is no longer projected to exhaust memory within ${formatDuration(alerts.exhaustionHorizonMs)}.`,
-            recommendations: soon ? recommendForExhaustion(rs(), leak) : [],
+            recommendations: soon ? recommendForExhaustion(recommendStateOf(e), leak) : [],
           };
         },
       });
@@ -318,9 +353,12 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
   }
   for (const clear of state.clears.values()) {
     if (state.leaks.has(clear.component)) continue;
+    const leakKey = `leak:${clear.component}`;
+    const exhaustionKey = `exhaustion:${clear.component}`;
+    if (!wasActive(leakKey) && !wasActive(exhaustionKey)) continue;
     const texts = (): Texts => ({ title: `${clear.component} stopped leaking`, message: `${clear.component} stopped leaking: ${clear.reason}.`, recommendations: [] });
-    out.push({ key: `leak:${clear.component}`, kind: 'leak', severity: 'warning', active: false, component: clear.component, texts });
-    out.push({ key: `exhaustion:${clear.component}`, kind: 'exhaustion', severity: 'critical', active: false, component: clear.component, texts });
+    out.push({ key: leakKey, kind: 'leak', severity: 'warning', active: false, component: clear.component, texts });
+    out.push({ key: exhaustionKey, kind: 'exhaustion', severity: 'critical', active: false, component: clear.component, texts });
   }
 
   if (sample) {
@@ -331,7 +369,9 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
       const key = `budget:${component}`;
       const usage = sample.components[component];
       const bytes = usage ? footprintOf(usage) : 0;
-      const active = overLimit(bytes, budget, wasActive(key), alerts.clearMarginPercent);
+      const was = wasActive(key);
+      const active = overLimit(bytes, budget, was, alerts.clearMarginPercent);
+      if (!active && !was) continue;
       out.push({
         key,
         kind: 'budget',
@@ -340,16 +380,18 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
         component,
         texts: () => {
           const measure = usage?.pssBytes != null ? 'PSS' : 'RSS';
+          // measured amounts rounded (see roughBytes), the budget and its clear line as configured
+          const uses = roughBytes(bytes).text;
           return {
             title: active ? `${component} over its memory budget` : `${component} back within its memory budget`,
             message: active
               ? bytes > budget
-                ? `${component} uses ${formatBytes(bytes)} (${measure}), ${formatBytes(bytes - budget)} over its ${formatBytes(budget)} budget.`
-                : `${component} uses ${formatBytes(bytes)} (${measure}), just under its ${formatBytes(budget)} budget; it clears below ${formatBytes(budget * (1 - alerts.clearMarginPercent / 100))}.`
+                ? `${component} uses ${uses} (${measure}), ${roughBytes(bytes - budget).text} over its ${formatBytes(budget)} budget.`
+                : `${component} uses ${uses} (${measure}), just under its ${formatBytes(budget)} budget; it clears below ${formatBytes(budget * (1 - alerts.clearMarginPercent / 100))}.`
               : usage
-                ? `${component} uses ${formatBytes(bytes)} (${measure}) of its ${formatBytes(budget)} budget.`
+                ? `${component} uses ${uses} (${measure}) of its ${formatBytes(budget)} budget.`
                 : `${component} is not running.`,
-            recommendations: active ? recommendForBudget(rs(), component) : [],
+            recommendations: active ? recommendForBudget(recommendStateOf(e), component) : [],
           };
         },
       });
@@ -357,31 +399,38 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
 
     // The engine's own health.
     const self = sample.self;
-    for (const { check, what, setting, limit: limitOf, value: valueOf, text } of ENGINE_CHECKS) {
+    for (const { check, what, setting, limit: limitOf, value: valueOf, text, rounded } of ENGINE_CHECKS) {
       const limit = limitOf(alerts.engine);
       if (limit === null) continue;
       const key = ENGINE_KEYS[check];
       const value = valueOf(self);
-      const active = overLimit(value, limit, wasActive(key), alerts.clearMarginPercent);
+      const was = wasActive(key);
+      const active = overLimit(value, limit, was, alerts.clearMarginPercent);
+      if (!active && !was) continue;
       out.push({
         key,
         kind: 'engine',
         severity: 'warning',
         active,
         component: engine,
-        texts: () => ({
-          title: active ? `memtide ${what} above its limit` : `memtide ${what} back within its limit`,
-          message: `The engine process (pid ${self.pid}): ${what} ${text(value)}, ${active ? 'above' : 'within'} ${setting} ${text(limit)}${
-            check === 'rss' ? ` (${percentOf(value, sample.system.totalBytes)} of memory)` : ''
-          }.`,
-          recommendations: active ? recommendForEngine(rs(), check, engine) : [],
-        }),
+        texts: () => {
+          // the share of memory from the rounded value: it changes with the text, not with every sample
+          const shown = rounded(value);
+          return {
+            title: active ? `memtide ${what} above its limit` : `memtide ${what} back within its limit`,
+            message: `The engine process (pid ${self.pid}): ${what} ${shown.text}, ${active ? 'above' : 'within'} ${setting} ${text(limit)}${
+              check === 'rss' ? ` (${percentOf(shown.value, sample.system.totalBytes)} of memory)` : ''
+            }.`,
+            recommendations: active ? recommendForEngine(recommendStateOf(e), check, engine) : [],
+          };
+        },
       });
     }
   }
 
   // Sampling stalled.
   const stalled = state.stalled;
+  if (!stalled && !wasActive('engine:stalled')) return out;
   out.push({
     key: 'engine:stalled',
     kind: 'engine',
@@ -393,7 +442,7 @@ function evaluate(state: State, config: AlertConditionsConfig, nowMs: number, wa
       message: stalled
         ? `No memory sample for ${formatDuration(nowMs - state.lastSampleMs)} (expected every ${formatDuration(config.sampling.intervalMs)}): memory is not being watched.`
         : `Samples arrive again (every ${formatDuration(config.sampling.intervalMs)}).`,
-      recommendations: stalled ? recommendForEngine(rs(), 'stalled', engine) : [],
+      recommendations: stalled ? recommendForEngine(recommendStateOf(e), 'stalled', engine) : [],
     }),
   });
   return out;
@@ -522,18 +571,21 @@ export function alertConditions(
       const rearm = new Subject<number>();
       const sourceDone = new Subject<void>();
 
+      // made once, not per evaluation: a replay evaluates every sample
+      const wasActive = (key: string): boolean => emitted.get(key)?.active === true;
+      const emitTo = (out: AlertCondition[], condition: Evaluated, nowMs: number): void => {
+        if (condition.active) emitted.set(condition.key, { active: true, severity: condition.severity, last: condition });
+        else emitted.delete(condition.key);
+        const { key, kind, severity, active, component, title, message, recommendations } = condition;
+        out.push({ key, kind, severity, active, component, title, message, recommendations, atMs: nowMs });
+      };
+
       const publish = (): AlertCondition[] => {
         if (!current) return [];
         const nowMs = scheduler.now();
-        const candidates = evaluate(state, current, nowMs, (key) => emitted.get(key)?.active === true);
+        const candidates = evaluate(state, current, nowMs, wasActive);
         const out: AlertCondition[] = [];
         const seen = new Set<string>();
-        const emit = (condition: Evaluated): void => {
-          if (condition.active) emitted.set(condition.key, { active: true, severity: condition.severity, last: condition });
-          else emitted.delete(condition.key);
-          const { key, kind, severity, active, component, title, message, recommendations } = condition;
-          out.push({ key, kind, severity, active, component, title, message, recommendations, atMs: nowMs });
-        };
         for (const candidate of candidates) {
           if (seen.has(candidate.key)) continue;
           seen.add(candidate.key);
@@ -543,18 +595,22 @@ export function alertConditions(
           const { key, kind, severity, active, component } = candidate;
           const condition: Evaluated = { key, kind, severity, active, component, ...candidate.texts() };
           if (active && previous && previous.severity === severity && sameCondition(previous.last, condition)) continue;
-          emit(condition);
+          emitTo(out, condition, nowMs);
         }
         // Conditions no rule reports any more (a budget removed from the config, a component gone): clear them.
         // (Deleting the entry being visited is safe in a Map iteration.)
         for (const [key, previous] of emitted) {
           if (seen.has(key) || !previous.active) continue;
-          emit({
-            ...previous.last,
-            active: false,
-            recommendations: [],
-            message: `${previous.last.title}: no longer evaluated (its setting or component is gone).`,
-          });
+          emitTo(
+            out,
+            {
+              ...previous.last,
+              active: false,
+              recommendations: [],
+              message: `${previous.last.title}: no longer evaluated (its setting or component is gone).`,
+            },
+            nowMs,
+          );
         }
         return out;
       };

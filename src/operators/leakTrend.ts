@@ -3,8 +3,10 @@ import {
   concatMap,
   defer,
   EMPTY,
+  filter,
   ignoreElements,
   isObservable,
+  map,
   merge,
   of,
   Subject,
@@ -100,7 +102,9 @@ function validateSample(input: LeakInput): void {
   if (!(typeof input.components === 'object' && input.components !== null)) {
     throw new LeakTrendError(`components must be an object of bytes per component (sample at ${input.timestampMs})`);
   }
-  for (const [name, bytes] of Object.entries(input.components)) {
+  for (const name in input.components) {
+    if (!Object.hasOwn(input.components, name)) continue;
+    const bytes = input.components[name];
     if (!(typeof bytes === 'number' && Number.isFinite(bytes) && bytes >= 0)) {
       throw new LeakTrendError(`components.${name} must be a non-negative number of bytes, got ${String(bytes)} (sample at ${input.timestampMs})`);
     }
@@ -129,7 +133,9 @@ class LeakDetector {
     const events: LeakEvent[] = [];
     if (config !== this.config) this.configure(config, input.timestampMs, events);
     const available = input.availableBytes ?? null;
-    for (const [component, bytes] of Object.entries(input.components)) {
+    for (const component in input.components) {
+      if (!Object.hasOwn(input.components, component)) continue;
+      const bytes = input.components[component] as number;
       const s = this.settingsOf(component, config);
       if (s === null) continue;
       let window = this.windows.get(component);
@@ -140,7 +146,7 @@ class LeakDetector {
         if (pending !== undefined) window.reset(pending, s);
         this.pendingResets.delete(component);
       }
-      events.push(...window.sample(input.timestampMs, bytes, available, s));
+      window.sample(input.timestampMs, bytes, available, s, events);
     }
     return events;
   }
@@ -229,7 +235,11 @@ export function leakTrend(
       const sampleBranch$ = source.pipe(
         tap({ complete: () => sourceDone$.next() }),
         withLatestFrom(isObservable(config) ? config : of(config)),
-        concatMap(([input, current]) => detector.sample(input, current)),
+        map(([input, current]) => detector.sample(input, current)),
+        // most samples cause no event: only a batch that has one is flattened (a subscription per sample to an
+        // empty batch cost more than the sample's bucket update)
+        filter((events) => events.length > 0),
+        concatMap((events) => events),
       );
       return merge(resetBranch$, sampleBranch$);
     });

@@ -90,6 +90,42 @@ export function roughDuration(ms: number): string {
   return ms < 60_000 ? 'under a minute' : formatDuration(Math.floor(ms / 60_000) * 60_000);
 }
 
+const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+
+/** A measured amount of memory, rounded for a text: see {@link roughBytes}. */
+export interface RoughBytes {
+  /** The rounded amount in bytes (what the text says; also the saving a step reports). */
+  bytes: number;
+  /** `22 MiB`, `510 MiB`, `1.5 GiB`. */
+  text: string;
+}
+
+/**
+ * An amount of memory to two significant digits, in the binary unit
+ * `formatBytes` picks: "22 MiB", "510 MiB", "1.5 GiB". Measured amounts
+ * (memory in use, growth since a baseline, a worker's share) move with every
+ * sample; a text carrying all their digits, and so the condition built from
+ * it, would change with every sample and never dedupe. Rounded, like
+ * durations to whole minutes, it changes only when the amount really moves
+ * (by a few percent). Amounts that do not move (a budget from the config, a
+ * model's size) keep `formatBytes`' three digits.
+ */
+export function roughBytes(bytes: number): RoughBytes {
+  let value = Math.abs(bytes);
+  let unit = 0;
+  while (value >= 1024 && unit < BINARY_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  // two significant digits: tenths below 10 (whole bytes below a KiB), units below 100, tens above
+  const rounded = value < 10 && unit > 0 ? Math.round(value * 10) / 10 : value < 100 ? Math.round(value) : Math.round(value / 10) * 10;
+  const sign = bytes < 0 ? -1 : 1;
+  return {
+    bytes: sign * Math.round(rounded * 1024 ** unit),
+    text: `${sign < 0 ? '-' : ''}${rounded < 10 && unit > 0 ? rounded.toFixed(1) : String(rounded)} ${BINARY_UNITS[unit]}`,
+  };
+}
+
 /** `in the last 4h10m` / `in under a minute`. */
 function inTheLast(ms: number): string {
   return ms < 60_000 ? 'in under a minute' : `in the last ${roughDuration(ms)}`;
@@ -142,10 +178,12 @@ export function restartLeaking(state: RecommendState, leak: LeakDetected): Recom
   const baseline = state.baselines[leak.component];
   const rate = `${formatBytes(leak.slopeBytesPerHour)}/h`;
   const growth = usage && baseline ? growthBytesOf(usage) - baseline.bytes : 0;
-  if (growth > 0 && baseline) {
+  // rounded first: growth that rounds to nothing is no saving to name
+  const grown = roughBytes(growth);
+  if (grown.bytes > 0 && baseline) {
     return {
-      action: `Restart ${leak.component}: it grew ${formatBytes(growth)} ${inTheLast(state.nowMs - baseline.atMs)} (leaking about ${rate}); a restart gives that back.`,
-      expectedSavingBytes: growth,
+      action: `Restart ${leak.component}: it grew ${grown.text} ${inTheLast(state.nowMs - baseline.atMs)} (leaking about ${rate}); a restart gives that back.`,
+      expectedSavingBytes: grown.bytes,
     };
   }
   return { action: `Restart ${leak.component}: it is leaking about ${rate}.` };
@@ -157,11 +195,11 @@ export function lowerTranscriptionConcurrency(state: RecommendState): Recommenda
   if (!t || t.concurrency <= 1) return null;
   const next = t.concurrency - 1;
   const usage = state.sample?.components[t.component];
-  const perWorker = usage ? Math.round(footprintOf(usage) / t.concurrency) : 0;
+  const perWorker = usage ? roughBytes(footprintOf(usage) / t.concurrency).bytes : 0;
   const recommendation: Recommendation = {
     action:
       perWorker > 0
-        ? `Lower transcription.maxConcurrent from ${t.concurrency} to ${next}: each worker holds about ${formatBytes(perWorker)} of ${t.component}.`
+        ? `Lower transcription.maxConcurrent from ${t.concurrency} to ${next}: each worker holds about ${roughBytes(perWorker).text} of ${t.component}.`
         : `Lower transcription.maxConcurrent from ${t.concurrency} to ${next}: one whisper worker fewer holds one model copy and its buffers less.`,
     command: setCommand('transcription.maxConcurrent', next),
   };
@@ -260,10 +298,11 @@ export function restartEngine(state: RecommendState, engineComponent: string): R
   if (leak) return restartLeaking(state, leak);
   const baseline = state.baselines[selfBaselineKey(engineComponent)];
   const growth = baseline ? self.rssBytes - baseline.bytes : 0;
-  if (growth <= 0 || !baseline) return null;
+  const grown = roughBytes(growth);
+  if (grown.bytes <= 0 || !baseline) return null;
   return {
-    action: `Restart the process hosting memtide (pid ${self.pid}): its RSS grew ${formatBytes(growth)} ${inTheLast(state.nowMs - baseline.atMs)}.`,
-    expectedSavingBytes: growth,
+    action: `Restart the process hosting memtide (pid ${self.pid}): its RSS grew ${grown.text} ${inTheLast(state.nowMs - baseline.atMs)}.`,
+    expectedSavingBytes: grown.bytes,
   };
 }
 

@@ -10,6 +10,7 @@ import { formatBytes, formatDuration } from '../../app/units.js';
 import { BucketFloor, FloorRing } from './bucketMinima.js';
 import { evaluateWindow, type EvaluationParams, type LeakPath } from './evaluateWindow.js';
 import { normalUpperTail } from './mannKendall.js';
+import { ScratchArena } from './scratch.js';
 
 /** Everything one component's window needs, resolved from the config. */
 export interface WindowSettings {
@@ -44,6 +45,8 @@ export class ComponentWindow {
   private readonly ring: FloorRing;
   private times: Float64Array;
   private values: Float64Array;
+  /** The arrays of this window's evaluations, reused from one evaluation to the next (tens of KiB for a 4-hour window). */
+  private readonly arena = new ScratchArena();
   private lastSampleMs = Number.NaN;
   private settleUntilMs = -Infinity;
   private lastEvaluatedBucketMs = -Infinity;
@@ -73,26 +76,25 @@ export class ComponentWindow {
     this.reported = previous.reported;
   }
 
-  /** One sample of this component; returns the events it causes (none, a detection or a clear). */
-  sample(timestampMs: number, bytes: number, availableBytes: number | null, s: WindowSettings): LeakEvent[] {
+  /** One sample of this component; appends the events it causes (none, a detection or a clear) to `events`. */
+  sample(timestampMs: number, bytes: number, availableBytes: number | null, s: WindowSettings, events: LeakEvent[]): void {
     const last = this.lastSampleMs;
     if (!Number.isNaN(last) && (timestampMs < last || timestampMs - last > s.gapResetMs)) this.restart(timestampMs);
     this.lastSampleMs = timestampMs;
-    if (timestampMs < this.settleUntilMs) return [];
+    if (timestampMs < this.settleUntilMs) return;
     const start = Math.floor(timestampMs / s.bucketMs) * s.bucketMs;
-    let events: LeakEvent[] = [];
     if (this.bucket.count > 0 && start !== this.bucket.startMs) {
       const closed = this.bucket.startMs;
       this.ring.push(closed + s.bucketMs / 2, this.bucket.floor());
       this.bucket.reset(start);
       if (closed - this.lastEvaluatedBucketMs >= s.evaluateEveryMs && closed >= this.nextEvaluationBucketMs) {
         this.lastEvaluatedBucketMs = closed;
-        events = this.evaluate(timestampMs, availableBytes, s);
+        const event = this.evaluate(timestampMs, availableBytes, s);
+        if (event !== null) events.push(event);
       }
     }
     if (this.bucket.count === 0) this.bucket.reset(start);
     this.bucket.add(bytes);
-    return events;
   }
 
   /**
@@ -146,17 +148,16 @@ export class ComponentWindow {
     }
   }
 
-  private evaluate(nowMs: number, availableBytes: number | null, s: WindowSettings): LeakEvent[] {
+  private evaluate(nowMs: number, availableBytes: number | null, s: WindowSettings): LeakEvent | null {
     const n = this.ring.copyTo(this.times, this.values);
     if (n > 0) this.boundaries = this.boundaries.filter((b) => b > (this.times[0] as number));
-    const verdict = evaluateWindow(this.times, this.values, n, nowMs, s.params, this.reported?.clearSpanMs ?? null, this.boundaries);
+    const verdict = evaluateWindow(this.times, this.values, n, nowMs, s.params, this.reported?.clearSpanMs ?? null, this.boundaries, this.arena, this.ring.diffs.scale());
     if (verdict.restart) {
       // the history stays, cut at the restart: a warm-up still bending before it keeps showing its bend
       this.cut(verdict.restart.atMs);
       this.forget();
       this.negatives = 0;
-      const cleared = this.drop(nowMs, `memory fell by ${formatBytes(verdict.restart.dropBytes)} below its floor (restart or unload)`);
-      return cleared ? [cleared] : [];
+      return this.drop(nowMs, `memory fell by ${formatBytes(verdict.restart.dropBytes)} below its floor (restart or unload)`);
     }
     if (this.reported !== null) {
       if (verdict.stopped === true) {
@@ -164,11 +165,10 @@ export class ComponentWindow {
         if (this.negatives >= s.persistence) {
           const since = formatDuration(nowMs - this.reported.detectedAtMs);
           this.negatives = 0;
-          const cleared = this.drop(nowMs, `growth stopped (reported ${since} ago)`);
-          return cleared ? [cleared] : [];
+          return this.drop(nowMs, `growth stopped (reported ${since} ago)`);
         }
       } else if (verdict.stopped === false) this.negatives = 0;
-      return [];
+      return null;
     }
     const { detection } = verdict;
     this.remember(detection === null ? 0 : 1, detection?.z ?? 0);
@@ -176,13 +176,13 @@ export class ComponentWindow {
       // no trend anywhere near significance and nothing pending: it cannot turn into a report within a few
       // evaluations, so the next ones are spaced out (cost: a quiet component is evaluated a third as often)
       if (verdict.evidence < QUIET_EVIDENCE && !this.verdicts.includes(1)) this.nextEvaluationBucketMs = this.lastEvaluatedBucketMs + QUIET_SPACING * s.evaluateEveryMs;
-      return [];
+      return null;
     }
     const required = Math.min(MAX_REMEMBERED, requiredPositives(detection.spanMs, s));
-    if (this.verdicts.length < required) return [];
+    if (this.verdicts.length < required) return null;
     const recent = this.verdicts.slice(-required);
     const positives = recent.reduce((a, v) => a + v, 0);
-    if (positives < Math.ceil(PERSISTENT_FRACTION * required)) return [];
+    if (positives < Math.ceil(PERSISTENT_FRACTION * required)) return null;
     const zs = this.zs.slice(-required).filter((_, i) => recent[i] === 1);
     const zMean = zs.reduce((a, z) => a + z, 0) / zs.length;
     this.forget();
@@ -202,7 +202,7 @@ export class ComponentWindow {
       confidence: round3(1 - normalUpperTail(zMean - zThreshold + 1)),
       projectedExhaustionMs: availableBytes !== null && detection.slope > 0 ? Math.round(nowMs + availableBytes / detection.slope) : null,
     };
-    return [leak];
+    return leak;
   }
 }
 

@@ -2,6 +2,7 @@
  * Envelopes of a floor series: running minima over a time span (monotone
  * deque, O(n)) and a 3-point median that removes a single odd bucket.
  */
+import { HEAP, type Alloc } from './scratch.js';
 
 /**
  * `out[i] = min(values[j])` over the points j >= i with `times[j] <= times[i] + horizonMs`
@@ -9,8 +10,8 @@
  * was given back within the horizon: an excursion (a batch, a GC peak), not
  * growth.
  */
-export function forwardMin(times: ArrayLike<number>, values: ArrayLike<number>, n: number, horizonMs: number, out: Float64Array): Float64Array {
-  const deque = new Int32Array(n);
+export function forwardMin(times: ArrayLike<number>, values: ArrayLike<number>, n: number, horizonMs: number, out: Float64Array, alloc: Alloc = HEAP): Float64Array {
+  const deque = alloc.int32Unzeroed(n);
   let head = 0;
   let tail = 0;
   for (let i = n - 1; i >= 0; i--) {
@@ -25,8 +26,8 @@ export function forwardMin(times: ArrayLike<number>, values: ArrayLike<number>, 
 }
 
 /** `out[i] = min(values[j])` over the points j <= i with `times[j] >= times[i] - spanMs`. */
-export function trailingMin(times: ArrayLike<number>, values: ArrayLike<number>, n: number, spanMs: number, out: Float64Array): Float64Array {
-  const deque = new Int32Array(n);
+export function trailingMin(times: ArrayLike<number>, values: ArrayLike<number>, n: number, spanMs: number, out: Float64Array, alloc: Alloc = HEAP): Float64Array {
+  const deque = alloc.int32Unzeroed(n);
   let head = 0;
   let tail = 0;
   for (let i = 0; i < n; i++) {

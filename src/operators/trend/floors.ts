@@ -6,6 +6,7 @@
 import { findSteps, keepOutsideTransitions, segmentsAt } from './changePoints.js';
 import { forwardMin, trailingMin } from './envelope.js';
 import { MIN_SPAN_POINTS } from './evaluationParams.js';
+import { HEAP, type Alloc } from './scratch.js';
 import type { Series } from './windowStats.js';
 
 /** Neighbours of an excursion more than this many noise deviations above the returned level belong to it. */
@@ -22,22 +23,24 @@ export interface Floors extends Series {
  * foot of a batch's ramp, the shoulders of a long GC cycle), spreading until
  * a point is within `grow`. Plain noise rarely passes `grow` next to a seed.
  */
-export function excursions(b: ArrayLike<number>, returned: ArrayLike<number>, n: number, seed: number, grow: number): Uint8Array {
-  const flag = new Uint8Array(n);
-  const stack: number[] = [];
+export function excursions(b: ArrayLike<number>, returned: ArrayLike<number>, n: number, seed: number, grow: number, alloc: Alloc = HEAP): Uint8Array {
+  const flag = alloc.uint8(n);
+  // every point is pushed at most once (it is flagged when pushed): n entries are enough
+  const stack = alloc.int32Unzeroed(n);
+  let top = 0;
   for (let i = 0; i < n; i++) {
     if ((b[i] as number) - (returned[i] as number) > seed) {
       flag[i] = 1;
-      stack.push(i);
+      stack[top++] = i;
     }
   }
-  while (stack.length > 0) {
-    const i = stack.pop() as number;
-    for (const k of [i - 1, i + 1]) {
+  while (top > 0) {
+    const i = stack[--top] as number;
+    for (let k = i - 1; k <= i + 1; k += 2) {
       if (k < 0 || k >= n || flag[k]) continue;
       if ((b[k] as number) - (returned[k] as number) > grow) {
         flag[k] = 1;
-        stack.push(k);
+        stack[top++] = k;
       }
     }
   }
@@ -63,11 +66,12 @@ export function floorsOf(
   threshold: number,
   noise: number,
   boundaries: readonly number[],
+  alloc: Alloc = HEAP,
 ): Floors {
-  const returned = forwardMin(t, m, n, toleranceMs, new Float64Array(n));
-  const excursion = excursions(b, returned, n, threshold, Math.min(threshold, GROW_NOISE_MULTIPLE * noise));
-  const ct = new Float64Array(n);
-  const cv = new Float64Array(n);
+  const returned = forwardMin(t, m, n, toleranceMs, alloc.float64Unzeroed(n), alloc);
+  const excursion = excursions(b, returned, n, threshold, Math.min(threshold, GROW_NOISE_MULTIPLE * noise), alloc);
+  const ct = alloc.float64Unzeroed(n);
+  const cv = alloc.float64Unzeroed(n);
   let cn = 0;
   for (let i = 0; i < n; i++) {
     if (excursion[i]) continue;
@@ -75,15 +79,24 @@ export function floorsOf(
     cv[cn] = b[i] as number;
     cn++;
   }
-  const cut = findSteps(ct, cv, cn, threshold);
+  const cut = findSteps(ct, cv, cn, threshold, undefined, undefined, alloc);
   for (const at of boundaries) {
     let i = 0;
     while (i < cn && (ct[i] as number) < at) i++;
     if (i > 0 && i < cn && cut[i] === 0) cut[i] = Number.MIN_VALUE;
   }
-  const segments = segmentsAt(cut, cn);
-  const keep = keepOutsideTransitions(ct, cv, segments, cn, threshold);
-  const out: Floors = { times: new Float64Array(cn), values: new Float64Array(cn), segments: new Int32Array(cn), length: 0, confirmed: 0 };
+  const segments = segmentsAt(cut, cn, alloc);
+  const keep = keepOutsideTransitions(ct, cv, segments, cn, threshold, undefined, alloc);
+  let dropped = 0;
+  for (let i = 0; i < cn; i++) dropped += keep[i] ? 0 : 1;
+  if (dropped === 0) {
+    // nothing caught half-way through a step (the usual case): the floors are the arrays already made
+    let confirmed = 0;
+    while (confirmed < cn && (ct[confirmed] as number) <= confirmedEnd) confirmed++;
+    return { times: ct, values: cv, segments, length: cn, confirmed };
+  }
+  // written up to `length` (the kept floors), read no further
+  const out: Floors = { times: alloc.float64Unzeroed(cn), values: alloc.float64Unzeroed(cn), segments: alloc.int32Unzeroed(cn), length: 0, confirmed: 0 };
   for (let i = 0; i < cn; i++) {
     if (!keep[i]) continue;
     const k = out.length++;
@@ -95,11 +108,17 @@ export function floorsOf(
   return out;
 }
 
-/** Index of the first point at or after `fromMs`. */
+/** Index of the first point at or after `fromMs` (times ascending: a binary search; `length` when there is none). */
 export function firstAtOrAfter(series: Series, fromMs: number): number {
-  let start = series.length;
-  while (start > 0 && (series.times[start - 1] as number) >= fromMs) start--;
-  return start;
+  let lo = 0;
+  let hi = series.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    // negated, so that a NaN bound finds no point (as a scan from the end would)
+    if (!((series.times[mid] as number) >= fromMs)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
@@ -108,17 +127,19 @@ export function firstAtOrAfter(series: Series, fromMs: number): number {
  * loads/unloads, restarts), with the number of cuts; null with too few points.
  * GC cycles up to floorSpanMs long leave no trace in it.
  */
-export function runningFloor(floors: Floors, fromMs: number, floorSpanMs: number, threshold: number): (Series & { steps: number }) | null {
+export function runningFloor(floors: Floors, fromMs: number, floorSpanMs: number, threshold: number, alloc: Alloc = HEAP): (Series & { steps: number }) | null {
   const start = firstAtOrAfter(floors, fromMs);
   const len = floors.length - start;
   if (len < MIN_SPAN_POINTS) return null;
-  // over the whole series, then cut: the first points of the window have their history too
-  const low = trailingMin(floors.times, floors.values, floors.length, floorSpanMs, new Float64Array(floors.length));
-  const times = floors.times.slice(start, floors.length);
-  const values = low.slice(start, floors.length);
+  // the first points of the window have their history too: the minimum runs from floorSpanMs before them (what
+  // lies further back cannot reach any point of the window)
+  const from = firstAtOrAfter(floors, (floors.times[start] as number) - floorSpanMs);
+  const low = trailingMin(floors.times.subarray(from), floors.values.subarray(from), floors.length - from, floorSpanMs, alloc.float64Unzeroed(floors.length - from), alloc);
+  const times = floors.times.subarray(start, floors.length);
+  const values = low.subarray(start - from, floors.length - from);
   // cut where the running minimum steps, and wherever the floors were cut (steps, known loads, restarts)
-  const cut = findSteps(times, values, len, threshold);
+  const cut = findSteps(times, values, len, threshold, undefined, undefined, alloc);
   for (let i = 1; i < len; i++) if (floors.segments[start + i] !== floors.segments[start + i - 1] && cut[i] === 0) cut[i] = Number.MIN_VALUE;
-  const segments = segmentsAt(cut, len);
+  const segments = segmentsAt(cut, len, alloc);
   return { times, values, segments, length: len, steps: segments[len - 1] as number };
 }

@@ -18,27 +18,13 @@ export interface MannKendallResult {
   z: number;
 }
 
-let scratch = new Float64Array(256);
-
-function varianceOf(values: ArrayLike<number>, start: number, end: number): number {
-  const n = end - start;
-  if (n < 2) return 0;
-  // tie groups: sort a copy and count runs of equal values
-  if (scratch.length < n) scratch = new Float64Array(Math.max(n, 2 * scratch.length));
-  const sorted = scratch.subarray(0, n);
-  for (let k = 0; k < n; k++) sorted[k] = values[start + k] as number;
-  sorted.sort();
-  let tieTerm = 0;
-  let run = 1;
-  for (let k = 1; k <= n; k++) {
-    if (k < n && sorted[k] === sorted[k - 1]) run++;
-    else {
-      if (run > 1) tieTerm += run * (run - 1) * (2 * run + 5);
-      run = 1;
-    }
-  }
-  return (n * (n - 1) * (2 * n + 5) - tieTerm) / 18;
-}
+/**
+ * Marks of the points already counted in a tie group (scratch, grown as
+ * needed). The ties come out of the pair loop: it compares every pair within
+ * a segment anyway, so the pairs that neither rise nor fall are known for
+ * free, where the tie correction used to sort a copy of every segment.
+ */
+let counted = new Uint8Array(256);
 
 /** Mann-Kendall S, its variance and z for `values[start..end)` (in time order), pairs within segments. O(n²). */
 export function mannKendall(
@@ -50,19 +36,49 @@ export function mannKendall(
   let s = 0;
   let variance = 0;
   let from = start;
+  if (counted.length < end - start) counted = new Uint8Array(Math.max(end - start, 2 * counted.length));
+  counted.fill(0, 0, end - start);
   while (from < end) {
     let to = from + 1;
     if (segments !== null) while (to < end && segments[to] === segments[from]) to++;
     else to = end;
+    // Counted without branches (rising and falling pairs of noisy data come in no predictable order); a tie is a
+    // pair neither rising nor falling. A tie group is counted once, with its size, by its first point: it finds
+    // the rest of the group (later, equal values) and marks them. The term is that of the sorted-runs formula, in
+    // integers (exact).
+    let tieTerm = 0;
     for (let i = from; i < to - 1; i++) {
       const vi = values[i] as number;
-      for (let j = i + 1; j < to; j++) {
-        const vj = values[j] as number;
-        if (vj > vi) s++;
-        else if (vj < vi) s--;
+      let up = 0;
+      let down = 0;
+      let j = i + 1;
+      // four at a time: the loop's own test and jump cost as much as the comparisons
+      for (; j + 3 < to; j += 4) {
+        const a = values[j] as number;
+        const b = values[j + 1] as number;
+        const c = values[j + 2] as number;
+        const d = values[j + 3] as number;
+        up += +(a > vi) + +(b > vi) + +(c > vi) + +(d > vi);
+        down += +(a < vi) + +(b < vi) + +(c < vi) + +(d < vi);
       }
+      for (; j < to; j++) {
+        const vj = values[j] as number;
+        up += +(vj > vi);
+        down += +(vj < vi);
+      }
+      s += up - down;
+      if (up + down === to - 1 - i || counted[i - start] === 1) continue;
+      let run = 1;
+      for (let j = i + 1; j < to; j++) {
+        if (values[j] === vi) {
+          run++;
+          counted[j - start] = 1;
+        }
+      }
+      tieTerm += run * (run - 1) * (2 * run + 5);
     }
-    variance += varianceOf(values, from, to);
+    const n = to - from;
+    if (n >= 2) variance += (n * (n - 1) * (2 * n + 5) - tieTerm) / 18;
     from = to;
   }
   const z = variance <= 0 ? 0 : s > 0 ? (s - 1) / Math.sqrt(variance) : s < 0 ? (s + 1) / Math.sqrt(variance) : 0;

@@ -10,7 +10,8 @@ import { findSteps } from './changePoints.js';
 import { firstAtOrAfter, type Floors } from './floors.js';
 import { robustNoiseScale } from './noise.js';
 import { mannKendall } from './mannKendall.js';
-import { median, medianInPlace } from './median.js';
+import { medianInPlace, medianOfSorted } from './median.js';
+import { HEAP, Scratch, type Alloc } from './scratch.js';
 import { theilSenSlope } from './theilSen.js';
 import { bulge, decimate, fitSlope, halves, hingeSlope, lastSegmentStart, slowsDown, type Halves, type Series, type SlopeFit } from './windowStats.js';
 
@@ -44,7 +45,8 @@ export interface Span {
 }
 
 function fitOf(span: Span): SlopeFit {
-  span.fit ??= fitSlope(span.series);
+  // the span's Mann-Kendall z is that of its whole series: known already
+  span.fit ??= fitSlope(span.series, 0, span.series.length, span.z);
   return span.fit;
 }
 
@@ -53,7 +55,7 @@ function fitOf(span: Span): SlopeFit {
  * minSpanMs up to all of them (at most windowMs - tolerance), plus the current
  * segment whole.
  */
-function standardSpans(c: Series, confirmedEnd: number, p: EvaluationParams, segmentAge: number): Span[] {
+function standardSpans(c: Series, confirmedEnd: number, p: EvaluationParams, segmentAge: number, alloc: Alloc): Span[] {
   if (c.length < MIN_SPAN_POINTS) return [];
   const available = Math.min(confirmedEnd - (c.times[0] as number), p.windowMs - p.batchToleranceMs);
   if (available < p.minSpanMs) return [];
@@ -68,7 +70,7 @@ function standardSpans(c: Series, confirmedEnd: number, p: EvaluationParams, seg
   for (const spanMs of lengths) {
     const start = firstAtOrAfter(c, confirmedEnd - spanMs);
     if (c.length - start < MIN_SPAN_POINTS) continue;
-    const series = decimate(c.times, c.values, start, c.length, p.maxPoints, c.segments);
+    const series = decimate(c.times, c.values, start, c.length, p.maxPoints, c.segments, alloc);
     spans.push({ spanMs, series, z: mannKendall(series.values, 0, series.length, series.segments).z });
   }
   return spans;
@@ -106,16 +108,17 @@ export function decelerating(span: Span, p: EvaluationParams): boolean {
  * which, cut there, the span no longer shows a trend (blocked Mann-Kendall z
  * below STEP_RESIDUAL_Z). A leak cut anywhere keeps rising on both sides.
  */
-function explainedByStep(span: Span, fit: SlopeFit, p: EvaluationParams): boolean {
+function explainedByStep(span: Span, fit: SlopeFit, p: EvaluationParams, alloc: Alloc): boolean {
   const { series } = span;
   const n = series.length;
   const rise = fit.slope * ((series.times[n - 1] as number) - (series.times[0] as number));
   if (!(rise > 0)) return false;
-  const jumps = findSteps(series.times, series.values, n, Math.max(p.stepMinBytes / 4, STEP_NOISE_MULTIPLE * robustNoiseScale(series.values, n)));
+  const jumps = findSteps(series.times, series.values, n, Math.max(p.stepMinBytes / 4, STEP_NOISE_MULTIPLE * robustNoiseScale(series.values, n)), undefined, undefined, alloc);
   let at = -1;
   for (let i = 1; i < n; i++) if ((jumps[i] as number) > 0 && (at < 0 || (jumps[i] as number) > (jumps[at] as number))) at = i;
   if (at < 0 || (jumps[at] as number) < rise / 2) return false;
-  const cut = Int32Array.from(series.segments, (segment, i) => segment * 2 + (i >= at ? 1 : 0));
+  const cut = alloc.int32Unzeroed(n);
+  for (let i = 0; i < n; i++) cut[i] = (series.segments[i] as number) * 2 + (i >= at ? 1 : 0);
   return mannKendall(series.values, 0, n, cut).z < STEP_RESIDUAL_Z;
 }
 
@@ -169,11 +172,9 @@ function continues(span: Span, fit: SlopeFit, floors: Floors, now: number, confi
   const series = span.series;
   const from = lastSegmentStart(series);
   if (series.length - from < 3) return true;
-  const offsets = new Float64Array(series.length - from);
+  const offsets = offsetScratch.take(series.length - from);
   for (let i = from; i < series.length; i++) offsets[i - from] = (series.values[i] as number) - fit.slope * (series.times[i] as number);
-  const intercept = medianInPlace(offsets);
-  const recent: number[] = [];
-  const recentTimes: number[] = [];
+  const intercept = medianInPlace(offsets, 0, series.length - from);
   for (let i = floors.confirmed; i < floors.length; i++) {
     const time = floors.times[i] as number;
     const value = floors.values[i] as number;
@@ -181,19 +182,23 @@ function continues(span: Span, fit: SlopeFit, floors: Floors, now: number, confi
   }
   // the recent floors: the last half tolerance, at least 4 buckets
   const recentMs = Math.max(p.batchToleranceMs / 2, 4 * p.bucketMs);
-  for (let i = firstAtOrAfter(floors, now - recentMs); i < floors.length; i++) {
-    recent.push(floors.values[i] as number);
-    recentTimes.push(floors.times[i] as number);
-  }
-  if (recent.length < 4 || (recentTimes[recentTimes.length - 1] as number) - (recentTimes[0] as number) < recentMs / 2) return false;
-  const atTime = median(recentTimes);
+  const first = firstAtOrAfter(floors, now - recentMs);
+  const count = floors.length - first;
+  if (count < 4 || (floors.times[floors.length - 1] as number) - (floors.times[first] as number) < recentMs / 2) return false;
+  // floors' times ascend: their median is the middle one; the values are selected on a copy
+  const atTime = medianOfSorted(floors.times, first, floors.length);
+  const recent = offsetScratch.take(count);
+  for (let i = first; i < floors.length; i++) recent[i - first] = floors.values[i] as number;
   const expectedGrowth = fit.slope * (atTime - confirmedEnd);
-  const growth = median(recent) - (intercept + fit.slope * confirmedEnd);
+  const growth = medianInPlace(recent, 0, count) - (intercept + fit.slope * confirmedEnd);
   if (!(expectedGrowth > 0 && growth < p.decelerationRatio * expectedGrowth)) return true;
   // the recent floors are single floors, with the noise of the window; the span's points may be medians of several
-  const error = Math.hypot(fit.standardError * (atTime - confirmedEnd), noise / Math.sqrt(recent.length), fit.scale / Math.sqrt(series.length - from));
+  const error = Math.hypot(fit.standardError * (atTime - confirmedEnd), noise / Math.sqrt(count), fit.scale / Math.sqrt(series.length - from));
   return expectedGrowth - growth <= p.decelerationZ * error;
 }
+
+/** Temporaries of {@link continues} (offsets from the line, then the recent floors). */
+const offsetScratch = new Scratch();
 
 /**
  * The slope to report for a detection on `spans[detected]`: that span may
@@ -228,6 +233,7 @@ export function standardPath(
   noise: number,
   threshold: number,
   p: EvaluationParams,
+  alloc: Alloc = HEAP,
 ): { detection: Detection | null; spans: Span[] } {
   const confirmed: Series = { ...floors, length: floors.confirmed };
   if (confirmed.length === 0) return { detection: null, spans: [] };
@@ -235,14 +241,14 @@ export function standardPath(
   // veto still looks across segments, where the history of a warm-up helps)
   const segmentStart = confirmed.times[lastSegmentStart(confirmed)] as number;
   const segmentAge = confirmedEnd - segmentStart;
-  const spans = standardSpans(confirmed, confirmedEnd, p, segmentAge);
+  const spans = standardSpans(confirmed, confirmedEnd, p, segmentAge, alloc);
   if (young(segmentStart, now, noise, p)) return { detection: null, spans };
   for (let k = spans.length - 1; k >= 0; k--) {
     const span = spans[k] as Span;
     if (span.spanMs > segmentAge + 1 || !(span.z >= p.z)) continue;
     const fit = fitOf(span);
     if (!rateAbove(fit, p.minRate, p.rateZ) || !grewEnough(span, fit, p)) continue;
-    if (explainedByStep(span, fit, p)) continue;
+    if (explainedByStep(span, fit, p, alloc)) continue;
     if (spans.some((s) => decelerating(s, p))) continue;
     if (!continues(span, fit, floors, now, confirmedEnd, noise, threshold, p)) continue;
     return { detection: { path: 'standard', slope: reportedSlope(spans, k, segmentAge, p), z: fit.z, spanMs: span.spanMs }, spans };

@@ -5,12 +5,17 @@
  * statistic compares points within a segment only.
  */
 import { mannKendall } from './mannKendall.js';
-import { medianInPlace, selectInPlace } from './median.js';
-
-let scratchT = new Float64Array(256);
-let scratchV = new Float64Array(256);
+import { medianInPlace, medianOfSorted, selectInPlace } from './median.js';
 import { residualScale } from './noise.js';
+import { HEAP, Scratch, type Alloc } from './scratch.js';
 import { theilSenSlope } from './theilSen.js';
+
+// Leaf temporaries (a group's values while its lower half is selected; a bulge's residuals): they hold nothing
+// between calls.
+const groupScratch = new Scratch();
+const residualScratch = new Scratch();
+const copyScratch = new Scratch();
+const runScratch = new Scratch();
 
 /** A compact series: times (ms, relative to any origin), values (bytes) and a non-decreasing segment id per point. */
 export interface Series {
@@ -59,7 +64,7 @@ export function lowerHalfMean(values: Float64Array, n: number): number {
  * consecutive points of one segment are replaced by the mean of their lower
  * half at their median time (averages of neighbours are also less noisy).
  * Each segment keeps a share of the points in proportion to its length, at
- * least one.
+ * least one. Times must be ascending (floors are).
  */
 export function decimate(
   times: ArrayLike<number>,
@@ -68,54 +73,68 @@ export function decimate(
   end: number,
   maxPoints: number,
   segments: ArrayLike<number> | null = null,
+  alloc: Alloc = HEAP,
 ): Series {
   const n = Math.max(0, end - start);
-  // runs of one segment: [from, to) pairs
-  const runs: number[] = [];
+  // two passes over the runs of one segment (count, then fill), so nothing but the result is allocated; the
+  // first notes where each run ends
+  const runEnds = runScratch.take(n);
+  let runs = 0;
+  let total = 0;
   for (let from = start; from < end; ) {
-    let to = from + 1;
-    if (segments !== null) while (to < end && segments[to] === segments[from]) to++;
-    else to = end;
-    runs.push(from, to);
+    const to = runEnd(segments, from, end);
+    runEnds[runs++] = to;
+    total += groupsOf(to - from, n, maxPoints);
     from = to;
   }
-  let total = 0;
-  const counts: number[] = [];
-  for (let r = 0; r < runs.length; r += 2) {
-    const len = (runs[r + 1] as number) - (runs[r] as number);
-    const c = n <= maxPoints ? len : Math.max(1, Math.floor((len * maxPoints) / n));
-    counts.push(c);
-    total += c;
-  }
-  const out: Series = { times: new Float64Array(total), values: new Float64Array(total), segments: new Int32Array(total), length: total };
-  if (scratchT.length < n + 1) {
-    scratchT = new Float64Array(2 * (n + 1));
-    scratchV = new Float64Array(2 * (n + 1));
-  }
+  const out: Series = { times: alloc.float64Unzeroed(total), values: alloc.float64Unzeroed(total), segments: alloc.int32Unzeroed(total), length: total };
   let g = 0;
-  for (let r = 0; r < runs.length; r += 2) {
-    const from = runs[r] as number;
-    const len = (runs[r + 1] as number) - from;
-    const groups = counts[r / 2] as number;
+  let from = start;
+  for (let run = 0; run < runs; run++) {
+    const to = runEnds[run] as number;
+    const len = to - from;
+    const groups = groupsOf(len, n, maxPoints);
+    let a = from;
     for (let k = 0; k < groups; k++) {
-      const a = from + Math.floor((k * len) / groups);
       const b = from + Math.floor(((k + 1) * len) / groups);
-      if (b - a === 1) {
+      const size = b - a;
+      if (size === 1) {
         out.times[g] = times[a] as number;
         out.values[g] = values[a] as number;
       } else {
-        for (let i = a; i < b; i++) {
-          scratchT[i - a] = times[i] as number;
-          scratchV[i - a] = values[i] as number;
+        // times ascend: their median is the middle one (no selection)
+        out.times[g] = medianOfSorted(times, a, b);
+        if (size < 4) {
+          // lowerHalfMean of fewer than 4 values is their plain mean (summed as trimmedMean sums): no copy needed
+          let sum = 0;
+          for (let i = a; i < b; i++) sum += values[i] as number;
+          out.values[g] = sum / size;
+        } else {
+          const group = groupScratch.take(size);
+          for (let i = a; i < b; i++) group[i - a] = values[i] as number;
+          out.values[g] = lowerHalfMean(group, size);
         }
-        out.times[g] = medianInPlace(scratchT, 0, b - a);
-        out.values[g] = lowerHalfMean(scratchV, b - a);
       }
-      out.segments[g] = r / 2;
+      out.segments[g] = run;
       g++;
+      a = b;
     }
+    from = to;
   }
   return out;
+}
+
+/** The end of the run of one segment that starts at `from` (the whole range without segments). */
+function runEnd(segments: ArrayLike<number> | null, from: number, end: number): number {
+  if (segments === null) return end;
+  let to = from + 1;
+  while (to < end && segments[to] === segments[from]) to++;
+  return to;
+}
+
+/** Points a run of `len` keeps out of `n` decimated to `maxPoints`: all of them when they fit, else its share (at least one). */
+function groupsOf(len: number, n: number, maxPoints: number): number {
+  return n <= maxPoints ? len : Math.max(1, Math.floor((len * maxPoints) / n));
 }
 
 export interface SlopeFit {
@@ -145,8 +164,12 @@ function timeSpread(series: Series, start: number, end: number): number {
   return spread;
 }
 
-/** Slope, its standard error and the Mann-Kendall z of `series[start..end)`, pairs within segments. */
-export function fitSlope(series: Series, start = 0, end = series.length): SlopeFit {
+/**
+ * Slope, its standard error and the Mann-Kendall z of `series[start..end)`,
+ * pairs within segments. `z`: that z when the caller already has it (a span's
+ * test), so it is not computed twice.
+ */
+export function fitSlope(series: Series, start = 0, end = series.length, z: number | null = null): SlopeFit {
   const points = end - start;
   if (points < 3) return { slope: Number.NaN, standardError: Number.POSITIVE_INFINITY, scale: Number.NaN, z: 0, points };
   const slope = theilSenSlope(series.times, series.values, start, end, series.segments);
@@ -154,7 +177,7 @@ export function fitSlope(series: Series, start = 0, end = series.length): SlopeF
   const scale = residualScale(series.times, series.values, start, end, slope, series.segments);
   const spread = timeSpread(series, start, end);
   const standardError = spread > 0 ? scale / Math.sqrt(spread) : Number.POSITIVE_INFINITY;
-  return { slope, standardError, scale, z: mannKendall(series.values, start, end, series.segments).z, points };
+  return { slope, standardError, scale, z: z ?? mannKendall(series.values, start, end, series.segments).z, points };
 }
 
 export interface Halves {
@@ -172,14 +195,9 @@ export function leastSquaresSlope(series: Series, start = 0, end = series.length
   const points = end - start;
   let sxy = 0;
   let sxx = 0;
-  const segs: [number, number][] = [];
   for (let from = start; from < end; ) {
     let to = from + 1;
     while (to < end && series.segments[to] === series.segments[from]) to++;
-    segs.push([from, to]);
-    from = to;
-  }
-  for (const [from, to] of segs) {
     let mt = 0;
     let mv = 0;
     for (let i = from; i < to; i++) {
@@ -193,6 +211,7 @@ export function leastSquaresSlope(series: Series, start = 0, end = series.length
       sxy += dt * ((series.values[i] as number) - mv);
       sxx += dt * dt;
     }
+    from = to;
   }
   if (!(sxx > 0) || points < 3) return { slope: Number.NaN, standardError: Number.POSITIVE_INFINITY, scale: Number.NaN, z: 0, points };
   const slope = sxy / sxx;
@@ -242,28 +261,43 @@ export function slowsDown(earlier: SlopeFit, later: SlopeFit, ratio: number, z: 
 export function bulge(series: Series, slope: number, start = 0, end = series.length): { bulge: number; error: number } | null {
   const n = end - start;
   if (n < 9) return null;
-  const residuals = new Float64Array(n);
+  const residuals = residualScratch.take(n);
+  const copy = copyScratch.take(n);
   for (let i = start; i < end; i++) residuals[i - start] = (series.values[i] as number) - slope * (series.times[i] as number);
-  // one intercept per segment: the median residual of the segment
+  // one intercept per segment: the median residual of the segment (of a copy: a median reorders its input, and
+  // does not depend on the order)
   for (let from = 0; from < n; ) {
     let to = from + 1;
     while (to < n && series.segments[start + to] === series.segments[start + from]) to++;
-    const centre = medianInPlace(residuals.slice(from, to));
+    for (let i = from; i < to; i++) copy[i] = residuals[i] as number;
+    const centre = medianInPlace(copy, from, to);
     for (let i = from; i < to; i++) residuals[i] = (residuals[i] as number) - centre;
     from = to;
   }
   const t0 = series.times[start] as number;
   const span = (series.times[end - 1] as number) - t0;
-  const thirds: number[][] = [[], [], []];
+  // the thirds by time, each gathered in the copy (in time order: the first third, then the middle, the last)
+  const third = (i: number): number => Math.min(2, Math.floor((3 * ((series.times[start + i] as number) - t0)) / (span || 1)));
+  let at = 0;
+  for (let k = 0; k < 3; k++) for (let i = 0; i < n; i++) if (third(i) === k) copy[at++] = residuals[i] as number;
+  let c1 = 0;
+  let c2 = 0;
   for (let i = 0; i < n; i++) {
-    const k = Math.min(2, Math.floor((3 * ((series.times[start + i] as number) - t0)) / (span || 1)));
-    (thirds[k] as number[]).push(residuals[i] as number);
+    const k = third(i);
+    if (k === 0) c1++;
+    else if (k === 1) c2++;
   }
-  if (thirds.some((third) => third.length < 3)) return null;
-  const [first, middle, last] = thirds.map((third) => medianInPlace(Float64Array.from(third))) as [number, number, number];
-  const scale = 1.4826 * medianInPlace(residuals.map(Math.abs));
+  const c3 = n - c1 - c2;
+  if (c1 < 3 || c2 < 3 || c3 < 3) return null;
+  const first = medianInPlace(copy, 0, c1);
+  const middle = medianInPlace(copy, c1, c1 + c2);
+  const last = medianInPlace(copy, c1 + c2, n);
+  for (let i = 0; i < n; i++) copy[i] = Math.abs(residuals[i] as number);
+  const scale = 1.4826 * medianInPlace(copy, 0, n);
   // a median of k points has about 1.25 sigma / sqrt(k) of error
-  const [e1, e2, e3] = thirds.map((third) => (1.2533 * scale) / Math.sqrt(third.length)) as [number, number, number];
+  const e1 = (1.2533 * scale) / Math.sqrt(c1);
+  const e2 = (1.2533 * scale) / Math.sqrt(c2);
+  const e3 = (1.2533 * scale) / Math.sqrt(c3);
   return { bulge: middle - (first + last) / 2, error: Math.sqrt(e2 * e2 + (e1 * e1 + e3 * e3) / 4) };
 }
 
