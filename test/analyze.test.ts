@@ -134,6 +134,8 @@ describe('memtide analyze: malformed traces', () => {
     { name: 'wrong field count (late in the file)', lines: [...good.slice(0, 9000), `${T0 + 1e9},ollama`, ...good.slice(9000)], line: 9001, reason: /expected 3 fields/ },
     { name: 'non-integer bytes', lines: [...good.slice(0, 5), `${T0 + 10_000},ollama,12.5`, ...good.slice(5)], line: 6, reason: /rss_bytes is not a non-negative integer/ },
     { name: 'time going backwards', lines: [...good.slice(0, 100), `${T0},ollama,1`], line: 101, reason: /goes back in time/ },
+    // Found by fuzzing: a replay runs every alert repeat across a gap, so a microsecond timestamp among millisecond ones ran out of memory.
+    { name: 'a jump of years (mixed units)', lines: [...good.slice(0, 100), `${T0 * 1000},system.total,1000`], line: 101, reason: /days after the previous row .*gaps over 7 days are refused/ },
     { name: 'bad header', lines: ['time,component,bytes', ...good.slice(1)], line: 1, reason: /expected the header/ },
     { name: 'empty file', lines: [], line: 1, reason: /empty file/ },
   ];

@@ -163,9 +163,19 @@ class LineCutter {
 }
 
 /**
+ * Longest gap between two samples of a trace. A replay runs every timer in
+ * between (alert repeats every few hours), so its work grows with the gap: a
+ * week costs a few dozen repeats, while a microsecond timestamp among
+ * millisecond ones (a 50-year jump) would run it out of memory. Longer gaps
+ * are almost always mixed units or a corrupt row; split such a trace instead.
+ */
+export const MAX_TRACE_GAP_MS = 7 * 24 * 3_600_000;
+
+/**
  * Samples of a trace, in order. Rows must be ordered by timestamp (the
  * exporter writes them so); a row going back in time is an error, since a
- * replay cannot un-happen what it already reported.
+ * replay cannot un-happen what it already reported, and so is a jump of more
+ * than {@link MAX_TRACE_GAP_MS}.
  */
 export async function* readTrace(input: string | Readable, sourceName = typeof input === 'string' ? input : 'trace'): AsyncGenerator<TraceSample> {
   const stream = typeof input === 'string' ? createReadStream(input, { highWaterMark: 256 * 1024 }) : input;
@@ -191,6 +201,13 @@ export async function* readTrace(input: string | Readable, sourceName = typeof i
     const row = parseTraceRow(line, lineNumber, sourceName);
     if (current && row.timestampMs < current.timestampMs) {
       throw new TraceError(sourceName, lineNumber, `timestamp_ms ${row.timestampMs} goes back in time (previous row: ${current.timestampMs})`);
+    }
+    if (current && row.timestampMs - current.timestampMs > MAX_TRACE_GAP_MS) {
+      throw new TraceError(
+        sourceName,
+        lineNumber,
+        `timestamp_ms ${row.timestampMs} is ${Math.round((row.timestampMs - current.timestampMs) / 86_400_000)} days after the previous row (${current.timestampMs}); gaps over 7 days are refused (mixed units? split the trace)`,
+      );
     }
     if (!current || row.timestampMs !== current.timestampMs) {
       if (current) completed.push(current);
