@@ -2,12 +2,15 @@
  * The Ollama proxy end to end: real `ollama` client and plain fetch → proxy →
  * fake Ollama, with a stub governor recording every admission and release.
  */
+import { once } from 'node:events';
+import net from 'node:net';
 import { fc, it as propIt } from '@fast-check/vitest';
 import { BehaviorSubject } from 'rxjs';
 import { Ollama } from 'ollama';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProxy, type ProxyHandle, type ProxySettings, type StartProxyOptions } from '../src/app/proxy/proxy.js';
 import { GovernorError } from '../src/streams/governorApi.js';
+import { buildRequest, jsonOf, rawRequest } from './fuzz/support/rawHttp.js';
 import { startFakeOllama, type FakeOllama, type FakeOllamaOptions } from './support/fakeOllama.js';
 import { createStubGovernor, type StubGovernor } from './support/stubGovernor.js';
 
@@ -428,6 +431,48 @@ describe('proxy: binding and access', () => {
     const ok = await fetch(`http://127.0.0.1:${port}/api/tags`, { headers: { authorization: `Bearer ${'t'.repeat(40)}` } });
     expect(ok.status).toBe(200);
     expect(fake.lastReceived('/api/tags')?.headers.authorization).toBeUndefined();
+  });
+
+  it('beyond loopback, an HTTP/1.1 request without Host is a 400 in the API shape; HTTP/1.0 needs none', async () => {
+    const fake = await startFakeOllama();
+    cleanups.push(() => fake.close());
+    const token = 't'.repeat(40);
+    const proxy = await startProxy({ listen: { host: '0.0.0.0', port: 0 }, upstream: fake.url, allowRemote: true, token });
+    cleanups.push(() => proxy.close());
+    const port = Number(new URL(proxy.url).port);
+    const auth: [string, string] = ['Authorization', `Bearer ${token}`];
+    const noHost = await rawRequest(buildRequest('GET', '/v1/models', [auth, ['Connection', 'close']]), 'GET', { port, host: '127.0.0.1' });
+    expect(noHost.kind === 'response' && { status: noHost.response.status, body: jsonOf(noHost.response) }).toEqual({
+      status: 400,
+      body: { error: { message: 'no Host header (HTTP/1.1 requires one)', type: 'invalid_request_error', param: null, code: 'MEMTIDE_ERR_HOST' } },
+    });
+    const http10 = await rawRequest(Buffer.from(`GET /api/tags HTTP/1.0\r\nAuthorization: Bearer ${token}\r\n\r\n`), 'GET', { port, host: '127.0.0.1' });
+    expect(http10.kind === 'response' && http10.response.status).toBe(200);
+  });
+
+  it('close() returns promptly while clients it answered raw keep their sockets open', async () => {
+    const { proxy, fake } = await rig();
+    const port = Number(new URL(proxy.url).port);
+    const broken = [
+      'POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', // refused before any handler ran
+      'POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', // refused mid-body, while its handler reads
+      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', // handed over by Node: no longer the server's to close
+    ];
+    const sockets: net.Socket[] = [];
+    cleanups.push(async () => sockets.forEach((s) => s.destroy()));
+    for (const request of broken) {
+      // allowHalfOpen: the client neither closes when the proxy does, nor ever sends another byte.
+      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      sockets.push(socket);
+      await once(socket, 'connect');
+      socket.write(request);
+      const [answer] = (await once(socket, 'data')) as [Buffer];
+      expect(answer.toString('latin1')).toMatch(/^HTTP\/1\.1 (400 Bad Request\r\n[^]*"code":"MEMTIDE_ERR_BAD_REQUEST"|405 Method Not Allowed\r\n[^]*"code":"MEMTIDE_ERR_METHOD")/);
+      socket.pause();
+    }
+    const closed = await Promise.race([proxy.close().then(() => 'closed'), sleep(2_000).then(() => 'still open after 2 s')]);
+    expect(closed).toBe('closed');
+    expect(fake.received).toEqual([]);
   });
 
   it('close() aborts in-flight requests upstream and releases them', async () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { streamErrorOf } from '../src/app/proxy/forward.js';
 import { jsonSyntaxProblem, parseJsonBody } from '../src/app/proxy/jsonBody.js';
 import { parseListen } from '../src/app/proxy/listen.js';
-import { ModelRequestError, admissionRequestOf, estimatePromptTokens, modelEndpointOf, rewriteBody } from '../src/app/proxy/modelRequest.js';
+import { ModelRequestError, admissionRequestOf, bodyChangesOf, estimatePromptTokens, modelEndpointOf, rewriteBody, rewriteBodyBytes } from '../src/app/proxy/modelRequest.js';
 import type { Admission, ModelEndpoint } from '../src/streams/governorApi.js';
 
 const NATIVE: ModelEndpoint[] = ['generate', 'chat', 'embed', 'embeddings'];
@@ -124,6 +124,34 @@ describe('body rewriting', () => {
 
   propIt.prop([body, fc.constantFrom(...NATIVE, ...OPENAI)])('an admission that changes nothing forwards the original bytes (null)', (b, endpoint) => {
     expect(rewriteBody(b, endpoint, admission({ model: b.model }))).toBeNull();
+    expect(bodyChangesOf(b, endpoint, admission({ model: b.model }))).toBeNull();
+  });
+
+  propIt.prop([body, grant, fc.constantFrom(...NATIVE, ...OPENAI), fc.boolean(), fc.constantFrom(undefined, 1, '\t')])(
+    'the spliced bytes hold exactly the rewritten body, however the client wrote it',
+    (b, g, endpoint, mmapOff, indent) => {
+      const settings = mmapOff ? { useMmap: false } : {};
+      const changes = bodyChangesOf(b, endpoint, admission(g), settings);
+      const rewritten = rewriteBody(b, endpoint, admission(g), settings);
+      expect(changes === null).toBe(rewritten === null);
+      if (!changes) return;
+      const spliced = rewriteBodyBytes(Buffer.from(JSON.stringify(b, null, indent)), changes);
+      // Through JSON.stringify on both sides: -0, Infinity as JSON writes them.
+      expect(JSON.parse(spliced.toString('utf8'))).toEqual(JSON.parse(JSON.stringify(rewritten)));
+    },
+  );
+
+  it('splices into the client\'s bytes: numbers a double cannot hold, spellings and whitespace survive', () => {
+    const text = '{"model" : "a", "options": {"seed": 12345678901234567890, "temperature": 1e400, "top_p": 1.0}, "keep_alive": null}';
+    const b = JSON.parse(text) as Record<string, unknown>;
+    const changes = bodyChangesOf(b, 'chat', admission({ model: 'b', numCtx: 2048, keepAlive: '5m' }), { useMmap: false });
+    expect(changes).toEqual({ set: { model: 'b', keep_alive: '5m' }, options: { num_ctx: 2048, use_mmap: false } });
+    expect(rewriteBodyBytes(Buffer.from(text), changes!).toString('utf8')).toBe(
+      '{"model" : "b", "options": {"seed": 12345678901234567890, "temperature": 1e400, "top_p": 1.0,"num_ctx":2048,"use_mmap":false}, "keep_alive": "5m"}',
+    );
+    // OpenAI layer: only the model.
+    const openAi = bodyChangesOf(b, 'openai-chat', admission({ model: 'b', numCtx: 2048, keepAlive: '5m' }), { useMmap: false });
+    expect(rewriteBodyBytes(Buffer.from(text), openAi!).toString('utf8')).toBe(text.replace('"a"', '"b"'));
   });
 });
 

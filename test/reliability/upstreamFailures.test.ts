@@ -8,6 +8,9 @@
  *   no retry once bytes may have reached Ollama; timeouts; answers cut
  *   mid-stream; every failure a clear status + JSON body naming the upstream.
  * - The proxy with its default policy: an Ollama restart is ridden out.
+ * - The proxy with a configured policy (`proxy.upstreamRetries`,
+ *   `proxy.retryBackoffMs`, `proxy.upstreamTimeoutMs`): the settings reach
+ *   every forwarded request, and a hot reload applies to the next one.
  * - The governor: `/api/ps` reads back off while Ollama is down, admissions
  *   get a clear refusal, everything recovers when Ollama returns, and
  *   sampling never stops.
@@ -19,12 +22,14 @@ import { Agent, createServer, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Ollama } from 'ollama';
-import type { Subscription } from 'rxjs';
+import { BehaviorSubject, type Subscription } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/app/configSchema.js';
+import type { MemtideConfig } from '../../src/app/config.js';
 import { createMemtide, type Memtide } from '../../src/app/memtide.js';
 import { forward, type ForwardOutcome, type RetryNotice, type UpstreamPolicy } from '../../src/app/proxy/forward.js';
-import { startProxy, type ProxyHandle } from '../../src/app/proxy/proxy.js';
+import { startProxyFromConfig } from '../../src/app/proxy/fromConfig.js';
+import { startProxy, type ProxyHandle, type ProxySettings } from '../../src/app/proxy/proxy.js';
 import { createOllamaApi } from '../../src/sources/ollamaApi.js';
 import { createPlatformReaders } from '../../src/sources/readers.js';
 import { createModelGovernor, type GovernorProblem } from '../../src/streams/modelGovernor.js';
@@ -260,6 +265,74 @@ describe('proxy (default policy): Ollama restarting', () => {
     expect(error.message).toMatch(/unreachable after 4 attempts: connect ECONNREFUSED/);
     await governor.settled();
     expect(governor.admissions[0]?.releases).toEqual([{ ok: false, status: 502, error: error.message }]);
+  });
+});
+
+describe('proxy (configured policy): the settings reach every request', () => {
+  /** A logger that keeps every line, by level. */
+  const recordingLogger = () => {
+    const lines: Array<[string, string]> = [];
+    return { lines, logger: { debug: (m: string) => void lines.push(['debug', m]), info: (m: string) => void lines.push(['info', m]), warn: (m: string) => void lines.push(['warn', m]), error: (m: string) => void lines.push(['error', m]) } };
+  };
+
+  it('proxy.upstreamRetries and proxy.retryBackoffMs from the config, hot-reloaded, each retry logged', async () => {
+    const port = await freePort();
+    const configOf = (proxy: Record<string, unknown>): MemtideConfig =>
+      configSchema.parse({ proxy: { listen: '127.0.0.1:0', ...proxy }, models: { upstream: `http://127.0.0.1:${port}` } });
+    const config = configOf({ upstreamRetries: 0 });
+    const config$ = new BehaviorSubject<MemtideConfig>(config);
+    const { lines, logger } = recordingLogger();
+    const proxy = await startProxyFromConfig({ config, config$, logger });
+    cleanups.push(() => proxy.close());
+    const retries = () => lines.filter(([level, m]) => level === 'debug' && /upstream unreachable/.test(m)).map(([, m]) => m);
+
+    // upstreamRetries 0 (the default is 3): one attempt, no wait.
+    const once = await fetch(`${proxy.url}/api/tags`);
+    expect(once.status).toBe(502);
+    expect(((await once.json()) as { error: string }).error).toMatch(/unreachable after 1 attempt: connect ECONNREFUSED/);
+    expect(retries()).toEqual([]);
+
+    // Hot reload: 2 retries, 30 then 60 ms apart, on the very next request.
+    config$.next(configOf({ upstreamRetries: 2, retryBackoffMs: '30ms' }));
+    const started = Date.now();
+    const twice = await fetch(`${proxy.url}/v1/models`);
+    expect(twice.status).toBe(502);
+    expect(((await twice.json()) as { error: { message: string } }).error.message).toMatch(/unreachable after 3 attempts/);
+    expect(Date.now() - started, 'the backoff was waited out').toBeGreaterThanOrEqual(85);
+    expect(retries()).toEqual([
+      expect.stringMatching(/^proxy: GET \/v1\/models: upstream unreachable \(connect ECONNREFUSED [^)]+\), retry 1 in 30 ms$/),
+      expect.stringMatching(/, retry 2 in 60 ms$/),
+    ]);
+
+    // Ollama is back: the same settings ride out nothing, it just answers.
+    await fake(port);
+    expect((await fetch(`${proxy.url}/api/tags`)).status).toBe(200);
+  });
+
+  it('proxy.upstreamTimeoutMs: a model request Ollama is too slow to answer is cancelled with 504 through startProxy; a hot reload lets the next one wait', async () => {
+    // A non-streamed answer starts only when complete: 3 tokens x 150 ms of silence first.
+    const ollama = await startFakeOllama({ tokenDelayMs: 150, responseTokens: 3 });
+    cleanups.push(() => ollama.close());
+    const governor = createStubGovernor();
+    const config$ = new BehaviorSubject<ProxySettings>({ bodyLimitBytes: 1 << 20, upstreamTimeoutMs: 200 });
+    const proxy = await startProxy({ listen: { host: '127.0.0.1', port: 0 }, upstream: ollama.url, governor, config$ });
+    cleanups.push(() => proxy.close());
+    const request = { model: 'gemma3:1b', messages: [{ role: 'user', content: 'x' }], stream: false };
+    const response = await post(`${proxy.url}/api/chat`, request);
+    expect(response.status).toBe(504);
+    const body = (await response.json()) as { error: string; code: string };
+    expect(body).toEqual({ error: `upstream ${ollama.url} sent nothing for 200ms (proxy.upstreamTimeoutMs); the request was cancelled upstream`, code: 'MEMTIDE_ERR_UPSTREAM_TIMEOUT' });
+    await waitFor('Ollama to see the cancellation', () => ollama.stats.cancelled === 1);
+    await governor.settled();
+    expect(governor.admissions[0]?.releases).toEqual([{ ok: false, status: 504, error: body.error }]);
+
+    // Hot reload: the next request waits as long as it takes.
+    config$.next({ bodyLimitBytes: 1 << 20, upstreamTimeoutMs: 5_000 });
+    const patient = await post(`${proxy.url}/api/chat`, request);
+    expect(patient.status).toBe(200);
+    expect(((await patient.json()) as { done: boolean }).done).toBe(true);
+    await governor.settled();
+    expect(governor.admissions[1]?.releases).toEqual([{ ok: true, status: 200 }]);
   });
 });
 

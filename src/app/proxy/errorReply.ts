@@ -4,8 +4,11 @@
  * Ollama's `{"error": "..."}` on `/api/*`, OpenAI's
  * `{"error": {"message", "type", "param", "code"}}` on `/v1/*`. Both carry the
  * memtide code so logs and clients can tell the proxy's answers from Ollama's.
+ * Requests Node's HTTP parser refused get them too, written raw on the socket
+ * (`rawProxyError`).
  */
 import type { ServerResponse } from 'node:http';
+import { rawHttpAnswer } from '../http.js';
 
 export interface ProxyErrorReply {
   status: number;
@@ -45,4 +48,12 @@ export function sendProxyError(res: ServerResponse, reply: ProxyErrorReply, open
     ...(reply.retryAfterSeconds !== undefined ? { 'retry-after': String(reply.retryAfterSeconds) } : {}),
   });
   res.end(text);
+}
+
+/** The same error as a whole raw HTTP answer (closing the connection), for a socket Node's parser gave up on. */
+export function rawProxyError(reply: ProxyErrorReply, openAi: boolean): string {
+  return rawHttpAnswer(reply.status, JSON.stringify(proxyErrorBody(reply, openAi)), {
+    via: '1.1 memtide',
+    ...(reply.retryAfterSeconds !== undefined ? { 'retry-after': String(reply.retryAfterSeconds) } : {}),
+  });
 }

@@ -12,9 +12,7 @@ import { isLoopbackHost, parseListen } from './listen.js';
 import { ProxyError, startProxy, type ProxyHandle, type ProxySettings } from './proxy.js';
 
 /** The proxy's hot-reloadable settings, upstream retry and timeout policy included. */
-export type ProxyConfigSettings = ProxySettings & Pick<UpstreamPolicy, 'upstreamRetries' | 'retryBackoffMs' | 'upstreamTimeoutMs'>;
-
-export const proxySettingsOf = (config: MemtideConfig): ProxyConfigSettings => ({
+export const proxySettingsOf = (config: MemtideConfig): ProxySettings => ({
   bodyLimitBytes: config.proxy.bodyLimitBytes,
   useMmap: config.models.useMmap,
   upstreamRetries: config.proxy.upstreamRetries,
@@ -23,13 +21,13 @@ export const proxySettingsOf = (config: MemtideConfig): ProxyConfigSettings => (
 });
 
 /** The upstream policy part of the settings, as `forward()` takes it. */
-export const upstreamPolicyOf = (settings: Partial<ProxyConfigSettings>): Partial<UpstreamPolicy> => ({
+export const upstreamPolicyOf = (settings: Partial<ProxySettings>): Partial<UpstreamPolicy> => ({
   ...(settings.upstreamRetries !== undefined ? { upstreamRetries: settings.upstreamRetries } : {}),
   ...(settings.retryBackoffMs !== undefined ? { retryBackoffMs: settings.retryBackoffMs } : {}),
   ...(settings.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: settings.upstreamTimeoutMs } : {}),
 });
 
-const sameSettings = (a: ProxyConfigSettings, b: ProxyConfigSettings) =>
+const sameSettings = (a: ProxySettings, b: ProxySettings) =>
   a.bodyLimitBytes === b.bodyLimitBytes &&
   a.useMmap === b.useMmap &&
   a.upstreamRetries === b.upstreamRetries &&

@@ -1,7 +1,8 @@
 /**
  * Model-using requests: which endpoint, what the governor must know about the
  * request (model, estimated prompt tokens, requested num_ctx / keep_alive),
- * and the body rewritten with its admission.
+ * and the body rewritten with its admission (spliced into the client's
+ * bytes, never re-serialised).
  *
  * What each API can carry (see docs/proxy.md for the sources):
  * - Ollama's native `/api/generate`, `/api/chat`, `/api/embed`,
@@ -14,6 +15,7 @@
  *   keep-alive, and the governor's explicit unload bounds its lifetime.
  */
 import type { Admission, AdmissionRequest, ModelEndpoint } from '../../streams/governorApi.js';
+import { spliceJson, type JsonChange } from './jsonSplice.js';
 import { parseKeepAlive } from './keepAlive.js';
 
 const ENDPOINTS: Record<string, ModelEndpoint> = {
@@ -110,22 +112,52 @@ export interface RewriteSettings {
   useMmap?: boolean;
 }
 
+/** What the admission changes in a body: top-level members, and members merged into `options`. */
+export interface BodyChanges {
+  /** `model`, `keep_alive`. */
+  set: Json;
+  /** `num_ctx`, `use_mmap`, set inside `options` (created when it is absent or null). */
+  options: Json;
+}
+
 /**
- * The body with the admission applied, or null when nothing changes (the
+ * What the admission changes in `body`, or null when nothing changes (the
  * original bytes are forwarded then). Only keys the endpoint understands are
  * touched.
  */
-export function rewriteBody(body: Json, endpoint: ModelEndpoint, admission: Admission, settings: RewriteSettings = {}): Json | null {
-  const changes: Json = {};
-  if (admission.model !== body.model) changes.model = admission.model;
+export function bodyChangesOf(body: Json, endpoint: ModelEndpoint, admission: Admission, settings: RewriteSettings = {}): BodyChanges | null {
+  const changes: BodyChanges = { set: {}, options: {} };
+  if (admission.model !== body.model) changes.set.model = admission.model;
   if (!isOpenAiEndpoint(endpoint)) {
-    if (admission.keepAlive !== null && admission.keepAlive !== body.keep_alive) changes.keep_alive = admission.keepAlive;
+    if (admission.keepAlive !== null && admission.keepAlive !== body.keep_alive) changes.set.keep_alive = admission.keepAlive;
     // `options` is an object or absent/null here (admissionRequestOf refuses anything else): merged into, never replaced.
     const options = isObject(body.options) ? body.options : {};
-    const optionChanges: Json = {};
-    if (admission.numCtx !== null && options.num_ctx !== admission.numCtx) optionChanges.num_ctx = admission.numCtx;
-    if (settings.useMmap === false && options.use_mmap !== false) optionChanges.use_mmap = false;
-    if (Object.keys(optionChanges).length > 0) changes.options = { ...options, ...optionChanges };
+    if (admission.numCtx !== null && options.num_ctx !== admission.numCtx) changes.options.num_ctx = admission.numCtx;
+    if (settings.useMmap === false && options.use_mmap !== false) changes.options.use_mmap = false;
   }
-  return Object.keys(changes).length > 0 ? { ...body, ...changes } : null;
+  return Object.keys(changes.set).length > 0 || Object.keys(changes.options).length > 0 ? changes : null;
+}
+
+/** The parsed body as it is after the rewrite, or null when nothing changes (what the `x-memtide-*` headers report). */
+export function rewriteBody(body: Json, endpoint: ModelEndpoint, admission: Admission, settings: RewriteSettings = {}): Json | null {
+  const changes = bodyChangesOf(body, endpoint, admission, settings);
+  if (!changes) return null;
+  const rewritten: Json = { ...body, ...changes.set };
+  if (Object.keys(changes.options).length > 0) rewritten.options = { ...(isObject(body.options) ? body.options : {}), ...changes.options };
+  return rewritten;
+}
+
+/**
+ * The body's bytes with the changes spliced in (src/app/proxy/jsonSplice.ts):
+ * every byte outside the changed values is the client's, so numbers a double
+ * cannot hold, spellings, escapes and whitespace reach Ollama as written.
+ * `bytes` must be the valid JSON object `bodyChangesOf` was given, parsed.
+ */
+export function rewriteBodyBytes(bytes: Uint8Array, changes: BodyChanges): Buffer {
+  const edits: Record<string, JsonChange> = {};
+  for (const [key, value] of Object.entries(changes.set)) edits[key] = { set: value };
+  if (Object.keys(changes.options).length > 0) {
+    edits.options = { merge: Object.fromEntries(Object.entries(changes.options).map(([key, value]) => [key, { set: value }])) };
+  }
+  return spliceJson(bytes, edits);
 }

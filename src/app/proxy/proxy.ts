@@ -10,10 +10,16 @@
  * are answered 503 + Retry-After while the coordinator has live summaries
  * disabled (`optionalDeferral`, by default the governor's).
  *
+ * Upstream retries and timeouts (`upstreamRetries`, `retryBackoffMs`,
+ * `upstreamTimeoutMs`) are live settings too: each request is forwarded with
+ * the latest ones (src/app/proxy/forward.ts, docs/reliability.md).
+ *
  * Security: binds loopback by default and refuses another address unless
- * `allowRemote`; on loopback, requests whose Host header is not a loopback
- * name are refused (DNS rebinding), and no token is needed (Meetily cannot
- * send one); beyond loopback every request needs the bearer token.
+ * `allowRemote`; on loopback, requests whose Host header is missing or not a
+ * loopback name are refused (DNS rebinding), and no token is needed (Meetily
+ * cannot send one); beyond loopback every request needs the bearer token.
+ * Requests Node's HTTP parser refuses get the same JSON errors as everything
+ * else the proxy answers, never Node's bare "400 Bad Request".
  */
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -21,17 +27,21 @@ import type { AddressInfo } from 'node:net';
 import type { Observable, Subscription } from 'rxjs';
 import { silentLogger, type Logger } from '../../sinks/logger.js';
 import { GovernorError, type Admission, type ModelEndpoint, type ModelGovernor, type OptionalDeferral } from '../../streams/governorApi.js';
-import { HttpError, readBody } from '../http.js';
+import { HttpError, answerUnparsable, readBody } from '../http.js';
 import { hasToken } from '../token.js';
-import { sendProxyError } from './errorReply.js';
-import { forward, type ForwardOutcome } from './forward.js';
+import { rawProxyError, sendProxyError } from './errorReply.js';
+import { forward, type ForwardOptions, type ForwardOutcome, type UpstreamPolicy } from './forward.js';
 import { parseJsonBody } from './jsonBody.js';
 import { isLoopbackHost, parseUpstream, type ListenAddress } from './listen.js';
-import { ModelRequestError, admissionRequestOf, isOpenAiEndpoint, modelEndpointOf, rewriteBody } from './modelRequest.js';
+import { ModelRequestError, admissionRequestOf, bodyChangesOf, isOpenAiEndpoint, modelEndpointOf, rewriteBody, rewriteBodyBytes } from './modelRequest.js';
 import { deferredReply, priorityOf } from './priority.js';
 
-/** Settings that may change while the proxy runs (the rest needs a restart). */
-export interface ProxySettings {
+/**
+ * Settings that may change while the proxy runs (the rest needs a restart).
+ * The upstream policy's fields (`proxy.upstreamRetries`, `proxy.retryBackoffMs`,
+ * `proxy.upstreamTimeoutMs`) take forward.ts's defaults when absent.
+ */
+export interface ProxySettings extends Partial<Pick<UpstreamPolicy, 'upstreamRetries' | 'retryBackoffMs' | 'upstreamTimeoutMs'>> {
   /** Largest model request body read for admission (413 past it). */
   bodyLimitBytes: number;
   /** false: inject `options.use_mmap: false` on native endpoints. */
@@ -72,6 +82,9 @@ export class ProxyError extends Error {
 }
 
 const DEFAULT_SETTINGS: ProxySettings = { bodyLimitBytes: 16 * 1024 * 1024 };
+
+/** Requests from a path under /v1/ get OpenAI's error shape. */
+const isOpenAiTarget = (target: string | undefined): boolean => target?.startsWith('/v1/') ?? false;
 
 function hostHeaderIsLoopback(header: string | undefined): boolean {
   if (!header) return false;
@@ -118,9 +131,27 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
       : new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, scheduling: 'lifo' });
   let active = 0;
 
-  const track = (outcome: ForwardOutcome, then?: (outcome: ForwardOutcome) => void) => {
-    active -= 1;
-    then?.(outcome);
+  /** Forwards with the latest settings (hot reload applies to the next request), counting it in flight. */
+  const send = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    openAi: boolean,
+    extra: Pick<ForwardOptions, 'body' | 'responseHeaders'> = {},
+    then?: (outcome: ForwardOutcome) => void,
+  ): void => {
+    active += 1;
+    forward(req, res, {
+      upstream,
+      agent,
+      openAi,
+      ...extra,
+      policy: settings,
+      onRetry: (notice) => logger.debug(`proxy: ${req.method} ${req.url}: upstream unreachable (${notice.error}), retry ${notice.attempt} in ${notice.delayMs} ms`),
+      onDone: (outcome) => {
+        active -= 1;
+        then?.(outcome);
+      },
+    });
   };
 
   /** A model request: read, parse, admit, rewrite, forward, release. */
@@ -150,8 +181,7 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
     }
     if (!request) {
       // No model named: Ollama answers with its own error.
-      active += 1;
-      forward(req, res, { upstream, agent, body: bytes, openAi, onDone: (outcome) => track(outcome) });
+      send(req, res, openAi, { body: bytes });
       return;
     }
 
@@ -202,16 +232,11 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
     }
     try {
       const body = parsed.value as Record<string, unknown>;
-      const rewritten = rewriteBody(body, endpoint, admission, settings.useMmap === false ? { useMmap: false } : {});
-      active += 1;
-      forward(req, res, {
-        upstream,
-        agent,
-        body: rewritten ? Buffer.from(JSON.stringify(rewritten)) : bytes,
-        responseHeaders: admissionHeaders(body, rewritten, endpoint),
-        openAi,
-        onDone: (outcome) => track(outcome, release),
-      });
+      const rewrite = settings.useMmap === false ? { useMmap: false } : {};
+      const changes = bodyChangesOf(body, endpoint, admission, rewrite);
+      // Spliced into the client's bytes, never re-serialised: numbers and spellings reach Ollama as written.
+      const forwarded = changes ? rewriteBodyBytes(bytes, changes) : bytes;
+      send(req, res, openAi, { body: forwarded, responseHeaders: admissionHeaders(body, rewriteBody(body, endpoint, admission, rewrite), endpoint) }, release);
     } catch (error) {
       release({ ok: false, error: String(error) });
       throw error;
@@ -223,9 +248,16 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
     const pathname = url.split('?', 1)[0] ?? '/';
     const endpoint = modelEndpointOf(req.method, pathname);
     const openAi = endpoint ? isOpenAiEndpoint(endpoint) : pathname.startsWith('/v1/');
-    if (loopbackOnly && !hostHeaderIsLoopback(req.headers.host)) {
+    const host = req.headers.host;
+    if (loopbackOnly && !hostHeaderIsLoopback(host)) {
       req.resume();
-      sendProxyError(res, { status: 403, message: `host "${req.headers.host ?? ''}" is not a loopback name`, code: 'MEMTIDE_ERR_HOST' }, openAi);
+      const message = host === undefined ? 'no Host header: it must be a loopback name' : `host "${host}" is not a loopback name`;
+      sendProxyError(res, { status: 403, message, code: 'MEMTIDE_ERR_HOST' }, openAi);
+      return;
+    }
+    if (host === undefined && req.httpVersion === '1.1') {
+      req.resume();
+      sendProxyError(res, { status: 400, message: 'no Host header (HTTP/1.1 requires one)', code: 'MEMTIDE_ERR_HOST' }, openAi);
       return;
     }
     if (!loopbackOnly) {
@@ -253,8 +285,7 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
       return;
     }
     if (!endpoint || !governor) {
-      active += 1;
-      forward(req, res, { upstream, agent, openAi, onDone: (outcome) => track(outcome) });
+      send(req, res, openAi);
       return;
     }
     handleModel(req, res, endpoint, governor).catch((error: unknown) => {
@@ -263,7 +294,9 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
     });
   };
 
-  const server: Server = createServer({ noDelay: true }, handle);
+  // requireHostHeader off: Node's own answer to a missing Host is a bare 400; `handle` refuses it in the API's shape.
+  const server: Server = createServer({ noDelay: true, requireHostHeader: false }, handle);
+  const unparsable = answerUnparsable(server, ({ target, ...reply }) => rawProxyError(reply, isOpenAiTarget(target)));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.listen.port, options.listen.host, () => {
@@ -284,6 +317,7 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
         subscription?.unsubscribe();
         server.close(() => resolve());
         server.closeAllConnections();
+        unparsable.destroySockets(); // answered raw; a CONNECT's socket is beyond closeAllConnections
         agent.destroy();
       });
       return closing;
