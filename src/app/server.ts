@@ -5,11 +5,10 @@
  * token. No CORS headers are ever sent, and requests whose Host header is not
  * this server's loopback name are refused (DNS rebinding).
  */
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Logger } from '../sinks/logger.js';
-import { HttpError, sendError } from './http.js';
+import { answerUnparsable, HttpError, rawHttpAnswer, sendError } from './http.js';
 import type { Memtide } from './memtide.js';
 import { compileRoutes, matchRoute, type RouteModule } from './router.js';
 import { createStateRoutes, type StateRoutesOptions } from './routes/state.js';
@@ -58,56 +57,6 @@ function requestUrl(target: string | undefined): URL {
   } catch {
     throw new HttpError(400, 'MEMTIDE_ERR_BAD_URL', `not a valid request target: "${raw.slice(0, 200)}"`);
   }
-}
-
-/** A whole HTTP/1.1 error answer as bytes, in the API's JSON shape, for sockets Node's parser gave up on. */
-function rawJsonError(status: number, code: string, message: string): string {
-  const body = JSON.stringify({ error: message, code });
-  return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncache-control: no-store\r\n` +
-    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
-  );
-}
-
-/**
- * Requests Node's parser rejects (bad framing, header bytes, an oversized
- * head) or cannot hand to a route (CONNECT) would otherwise get a bare
- * "400 Bad Request" without a body, or a closed connection: they get the
- * same JSON errors as every other answer.
- */
-function answerUnparsable(server: Server): void {
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-    // A response already on its way (a route answered the head before the broken body was parsed)
-    // cannot be followed by another one on the same socket: close, as Node itself does.
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const [status, code, message] =
-      error.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'MEMTIDE_ERR_HEADERS_TOO_LARGE', 'request head (request line and headers) too large']
-        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'MEMTIDE_ERR_REQUEST_TIMEOUT', 'request not received in time']
-          : [400, 'MEMTIDE_ERR_BAD_REQUEST', `malformed HTTP request: ${(error as { reason?: string }).reason ?? error.code ?? error.message}`];
-    answerAndClose(socket, rawJsonError(status, code, message));
-  });
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    answerAndClose(socket, rawJsonError(405, 'MEMTIDE_ERR_METHOD', `method ${req.method} not allowed`));
-  });
-}
-
-/**
- * Sends the answer and closes our side; input is read and dropped until the
- * client closes too (a paused socket would never see it go, and the server no
- * longer tracks it: `close()` would wait forever), or at most 5 s.
- */
-function answerAndClose(socket: Duplex, answer: string): void {
-  socket.end(answer);
-  socket.resume();
-  const timer = setTimeout(() => socket.destroy(), 5_000);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
 }
 
 export async function startServer(options: ServerOptions): Promise<MemtideServer> {
@@ -159,7 +108,10 @@ export async function startServer(options: ServerOptions): Promise<MemtideServer
 
   // requireHostHeader off: Node's own answer to a missing Host is a bare 400; `handle` answers it in JSON.
   const server: Server = createServer({ requireHostHeader: false }, (req, res) => void handle(req, res));
-  answerUnparsable(server);
+  // Requests Node's parser refuses (or CONNECT) get the same JSON errors as every other answer.
+  const unparsable = answerUnparsable(server, ({ status, code, message }) =>
+    rawHttpAnswer(status, JSON.stringify({ error: message, code }), { 'cache-control': 'no-store' }),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -178,6 +130,7 @@ export async function startServer(options: ServerOptions): Promise<MemtideServer
         for (const module of modules) module.close?.();
         server.close(() => resolve());
         server.closeAllConnections();
+        unparsable.destroySockets();
       }),
   };
 }
