@@ -28,7 +28,7 @@ import type { ModelFacts } from '../src/operators/models/modelMemory.js';
 import { OllamaApiError, type OllamaApi, type PsModel } from '../src/sources/ollamaApi.js';
 import { createModelGovernor } from '../src/streams/modelGovernor.js';
 import { DEFAULT_FAKE_MODELS, runnerSizeBytes, type FakeModelSpec } from '../test/support/fakeOllamaModels.js';
-import { drain, virtualScheduler } from '../test/support/virtualTime.js';
+import { advanceSettlingTo, drain, virtualScheduler } from '../test/support/virtualTime.js';
 
 const GB = 1e9;
 const MIN = 60_000;
@@ -50,21 +50,6 @@ const SPECS = new Map<string, FakeModelSpec>([
 ]);
 
 // ---- virtual time ------------------------------------------------------------
-
-
-async function advanceTo(scheduler: VirtualTimeScheduler, target: number): Promise<void> {
-  await drain();
-  for (;;) {
-    const next = scheduler.actions[0];
-    if (!next || next.delay > target) break;
-    scheduler.actions.shift();
-    scheduler.frame = next.delay;
-    const error: unknown = next.execute(next.state, next.delay);
-    if (error) throw error;
-    await drain();
-  }
-  scheduler.frame = target;
-}
 
 const sleep = (scheduler: VirtualTimeScheduler, ms: number) => new Promise<void>((resolve) => scheduler.schedule(() => resolve(), ms));
 
@@ -308,7 +293,8 @@ async function runDay(scheduler: VirtualTimeScheduler, sim: SimOllama, send: Sen
     }
   });
   const done = Promise.all(conversations);
-  await advanceTo(scheduler, DAY_MS);
+  await drain();
+  await advanceSettlingTo(scheduler, DAY_MS);
   await done;
   sim.finish();
   return { waitSeconds: waitMs / 1000 };

@@ -48,7 +48,7 @@ export { throttleAlerts, ThrottleAlertsError, type ThrottleAlertsConfig } from '
 export { alertStream, firingAlerts, createAlertSinks, connectAlertSinks } from './streams/alerts.js';
 export { memoryAnalysis, leakInputOf, type Analysis, type AnalysisInputs } from './streams/analysis.js';
 export { replayTrace, type ReplayResult } from './streams/traceReplay.js';
-export { readTrace, TraceError, type TraceSample } from './sources/traceCsv.js';
+export { MAX_TRACE_GAP_MS, readTrace, TraceError, type TraceSample } from './sources/traceCsv.js';
 export type { AlertSink } from './sinks/alertSink.js';
 
 // Ollama governor and proxy

@@ -16,7 +16,7 @@ import type { Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLiveConfig, type LiveConfig } from '../src/app/liveConfig.js';
 import { createMemtide, type Memtide } from '../src/app/memtide.js';
-import { ConfigError, loadConfig, type MemtideConfig, type MemtideConfigInput } from '../src/app/config.js';
+import { loadConfig, type MemtideConfig, type MemtideConfigInput } from '../src/app/config.js';
 import { startServer, ServerError, type MemtideServer } from '../src/app/server.js';
 import { configRoutes } from '../src/app/routes/config.js';
 import { actionsRoutes } from '../src/app/routes/actions.js';
@@ -27,6 +27,7 @@ import { historyAlertsProvider } from '../src/app/alertsProvider.js';
 import { HistoryStore } from '../src/sinks/historyStore.js';
 import { silentLogger } from '../src/sinks/logger.js';
 import type { Alert, MemorySample } from '../src/model.js';
+import { issuesOf } from './support/configFiles.js';
 
 /**
  * `Memtide` does not expose its live config's runtime layer yet (the lead
@@ -529,16 +530,6 @@ describe('alerts', () => {
 });
 
 describe('the runtime config layer (LiveConfig.patch)', () => {
-  const issuesOf = (run: () => unknown) => {
-    try {
-      run();
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      return (error as ConfigError).issues;
-    }
-    throw new Error('expected a ConfigError');
-  };
-
   it('sits above the flags; null hands the key back to them', () => {
     const live = createLiveConfig({ env: {}, set: ['sampling.intervalMs=500'] });
     cleanups.push(() => live.stop());

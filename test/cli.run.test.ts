@@ -12,27 +12,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, ensureBuilt } from './setup/build.js';
+import { cleanEnv } from './support/cliEnv.js';
+import { sleep, waitFor } from './support/wait.js';
 
 let tmp: string;
 const children: ChildProcess[] = [];
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('MEMTIDE_')) env[key] = value;
-  return env;
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 interface Exit {
   code: number | null;
@@ -83,7 +67,7 @@ async function startDaemon(configFile: string): Promise<Daemon> {
       if (exit) throw new Error(`memtide run exited early (${JSON.stringify(exit)}); stderr:\n${run.stderr()}`);
       return /memtide running: .*dashboard (http:\/\/[^\s/]+)/.exec(run.stderr())?.[1];
     },
-    15_000,
+    { timeoutMs: 15_000 },
   );
   return { child: run.child, url, stderr: run.stderr, exited: run.exited };
 }
@@ -219,7 +203,7 @@ describe('memtide run', () => {
     expect(feed.status).toBe(200);
     expect(feed.contentType).toMatch(/^text\/event-stream/);
     const frames = feed.frames;
-    await waitFor('two sample frames', () => samplesIn(frames, 0, Infinity) >= 2, 2_000);
+    await waitFor('two sample frames', () => samplesIn(frames, 0, Infinity) >= 2, { timeoutMs: 2_000 });
     const sample = JSON.parse(frames.find((f) => f.event === 'sample')!.data) as { timestampMs: number; system: unknown; components: unknown };
     expect(sample.timestampMs).toEqual(expect.any(Number));
     expect(sample).toHaveProperty('system');
@@ -264,7 +248,7 @@ describe('memtide run', () => {
         const text = daemon.stderr().slice(stderrBefore);
         return text.includes('config edit rejected') && /sampling\.intervalMs/.test(text) ? text : undefined;
       },
-      5_000,
+      { timeoutMs: 5_000 },
     );
     expect(report).toContain('soon');
     const start = Date.now();

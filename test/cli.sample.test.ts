@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, ensureBuilt } from './setup/build.js';
+import { cleanEnv } from './support/cliEnv.js';
 
 interface CliResult {
   code: number | null;
@@ -18,13 +19,6 @@ interface CliResult {
 
 let tmp: string;
 const children: ChildProcess[] = [];
-
-/** The environment without MEMTIDE_* (the developer's own settings must not leak in). */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('MEMTIDE_')) env[key] = value;
-  return { ...env, ...extra };
-}
 
 /** Runs `node dist/app/cli.js ...args` to completion (bounded), in the temp dir. */
 function cli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {

@@ -1,39 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { z } from 'zod';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, envLayer, loadConfig, resolveConfig, type ConfigIssue, type MemtideConfig } from '../src/app/config.js';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envLayer, loadConfig, resolveConfig, type MemtideConfig } from '../src/app/config.js';
 import { DEFAULT_COMPONENT_RULES, configSchema } from '../src/app/configSchema.js';
 import { formatBytes, formatDuration, parseBytes, parseDuration } from '../src/app/units.js';
+import { configFiles, issuesOf } from './support/configFiles.js';
 
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
 
-const dir = mkdtempSync(join(tmpdir(), 'memtide-config-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-let fileCounter = 0;
-/** Writes `content` (an object as JSON, or raw text) to a fresh temp file and returns its path. */
-function tempFile(content: unknown): string {
-  fileCounter += 1;
-  const path = join(dir, `memtide-${fileCounter}.json`);
-  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
-  return path;
-}
-
-/** Runs `load`, expects a ConfigError, and returns its issues. */
-function issuesOf(load: () => unknown): ConfigIssue[] {
-  try {
-    load();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    const configError = error as ConfigError;
-    expect(configError.code).toBe('MEMTIDE_ERR_CONFIG');
-    return configError.issues;
-  }
-  throw new Error('expected a ConfigError, but the configuration loaded');
-}
+const { dir, write: tempFile } = configFiles('memtide-config-test-');
 
 /** A load that reads nothing from the real process environment. */
 const load = (options: Parameters<typeof loadConfig>[0] = {}) => loadConfig({ env: {}, ...options });

@@ -19,6 +19,7 @@ import { HistoryStore, type ActionEntry } from '../src/sinks/historyStore.js';
 import { silentLogger } from '../src/sinks/logger.js';
 import type { Transcriber } from '../src/sources/transcribers/transcriber.js';
 import { transcribeInput } from '../src/streams/transcription.js';
+import { actionEntry } from './support/actions.js';
 
 const MIB = 1024 ** 2;
 
@@ -114,25 +115,6 @@ describe('history query cache: shrink and restore', () => {
 
 // ---- GET /api/actions ------------------------------------------------------
 
-const entry = (atMs: number, kind: string, extra: Partial<ActionEntry> = {}): ActionEntry => ({
-  atMs,
-  source: 'coordinator',
-  kind,
-  level: 'high',
-  target: 'ollama',
-  detail: null,
-  reason: 'test',
-  executed: true,
-  error: null,
-  componentBytesBefore: null,
-  availableBytesBefore: null,
-  componentBytesAfter: null,
-  availableBytesAfter: null,
-  measuredAtMs: null,
-  undoneAtMs: null,
-  ...extra,
-});
-
 async function call(module: ReturnType<ReturnType<typeof actionsLogRoutes>>, query: string): Promise<{ status: number; body: any }> {
   const route = module.routes.find((r) => r.path === '/api/actions' && r.method === 'GET')!;
   let status = 0;
@@ -160,7 +142,7 @@ describe('GET /api/actions', () => {
   it('lists the history database\'s actions newest first, with since/until/limit and a truncated flag', async () => {
     const store = HistoryStore.open(':memory:');
     try {
-      for (let i = 0; i < 5; i += 1) store.insertAction(entry(NOW - (5 - i) * 60_000, i % 2 ? 'shrink-caches' : 'unload', i % 2 ? {} : { source: 'governor' }));
+      for (let i = 0; i < 5; i += 1) store.insertAction(actionEntry({ atMs: NOW - (5 - i) * 60_000, kind: i % 2 ? 'shrink-caches' : 'unload', ...(i % 2 ? {} : { source: 'governor' }) }));
       const module = actionsLogRoutes({ now: () => NOW })(contextWith(store));
       const all = await call(module, '?since=1h');
       expect(all.status).toBe(200);
@@ -177,7 +159,7 @@ describe('GET /api/actions', () => {
   });
 
   it('without history: the fallback (the coordinator\'s records), else 503', async () => {
-    const records = [entry(NOW - 1000, 'shrink-caches'), entry(NOW - 2000, 'unload-idle-models')].map((e, i) => ({ ...e, id: 2 - i }));
+    const records = [actionEntry({ atMs: NOW - 1000, kind: 'shrink-caches' }), actionEntry({ atMs: NOW - 2000, kind: 'unload-idle-models' })].map((e, i) => ({ ...e, id: 2 - i }));
     const withFallback = actionsLogRoutes({ now: () => NOW, fallback: recentActionsSource((limit) => records.slice(0, limit)) })(contextWith(undefined));
     expect((await call(withFallback, '?since=1m&limit=1')).body).toMatchObject({ truncated: true, actions: [{ id: 2, kind: 'shrink-caches' }] });
     const none = actionsLogRoutes({ now: () => NOW })(contextWith(undefined));

@@ -12,20 +12,7 @@ import type { OptimizationLevel } from '../src/app/schema/optimization.js';
 import { levelRank, PRESSURE_LEVELS, type MemorySample, type PressureChange, type PressureLevel } from '../src/model.js';
 import { COORDINATED_ACTIONS, ONE_SHOT_ACTIONS, planFor, type CoordinatedAction } from '../src/operators/coordinateActions.js';
 import { createCoordinator, LOWERED_TRANSCRIPTION_CONCURRENCY, type ActionEvent, type Actuators, type CoordinatorHandle } from '../src/streams/coordinator.js';
-import { virtualScheduler } from './support/virtualTime.js';
-
-function advance(scheduler: VirtualTimeScheduler, ms: number): void {
-  const target = scheduler.now() + ms;
-  for (;;) {
-    const next = scheduler.actions[0];
-    if (!next || next.delay > target) break;
-    scheduler.actions.shift();
-    scheduler.frame = next.delay;
-    const error: unknown = next.execute(next.state, next.delay);
-    if (error) throw error;
-  }
-  scheduler.frame = target;
-}
+import { advance, virtualScheduler } from './support/virtualTime.js';
 
 const sample = (atMs: number): MemorySample => ({
   timestampMs: atMs,

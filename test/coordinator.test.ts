@@ -14,23 +14,10 @@ import { actuatorsOf, recordActions } from '../src/streams/coordinator/forMemtid
 import { describeRecord } from '../src/streams/coordinator/describe.js';
 import type { GovernorAction } from '../src/streams/governorApi.js';
 import { createStubGovernor } from './support/stubGovernor.js';
-import { virtualScheduler } from './support/virtualTime.js';
+import { advance, virtualScheduler } from './support/virtualTime.js';
 
 const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
-
-function advance(scheduler: VirtualTimeScheduler, ms: number): void {
-  const target = scheduler.now() + ms;
-  for (;;) {
-    const next = scheduler.actions[0];
-    if (!next || next.delay > target) break;
-    scheduler.actions.shift();
-    scheduler.frame = next.delay;
-    const error: unknown = next.execute(next.state, next.delay);
-    if (error) throw error;
-  }
-  scheduler.frame = target;
-}
 
 const config = (optimization: NonNullable<MemtideConfigInput>['optimization'] = {}, extra: MemtideConfigInput = {}): MemtideConfig =>
   configSchema.parse({ ...extra, optimization: { settleMs: '10s', undoAfterMs: '1m', ...optimization }, transcription: { transcriber: 'server' } });

@@ -22,28 +22,18 @@ import { createOllamaApi, OllamaApiError, type OllamaApi, type PreloadOptions, t
 import { GovernorError, type Admission, type AdmissionRequest, type GovernorAction } from '../src/streams/governorApi.js';
 import { createModelGovernor, type GovernorProblem, type ModelGovernorHandle } from '../src/streams/modelGovernor.js';
 import { DEFAULT_FAKE_MODELS, startFakeOllama, type FakeOllama } from './support/fakeOllama.js';
-import { drain, virtualScheduler } from './support/virtualTime.js';
+import { advanceSettlingTo, drain, virtualScheduler } from './support/virtualTime.js';
 
 const GB = 1e9;
 const GIB = 1024 ** 3;
 
 // ---- virtual time --------------------------------------------------------
 
-
 /** Runs scheduled actions up to now + ms, one at a time, letting promises settle between them. */
 async function advance(scheduler: VirtualTimeScheduler, ms: number): Promise<void> {
   const target = scheduler.now() + ms;
   await drain();
-  for (;;) {
-    const next = scheduler.actions[0];
-    if (!next || next.delay > target) break;
-    scheduler.actions.shift();
-    scheduler.frame = next.delay;
-    const error: unknown = next.execute(next.state, next.delay);
-    if (error) throw error;
-    await drain();
-  }
-  scheduler.frame = target;
+  await advanceSettlingTo(scheduler, target);
   await drain();
 }
 

@@ -1,10 +1,9 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { fc, it as propIt } from '@fast-check/vitest';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Alert, ComponentUsage, MemorySample, PressureChange, SystemMemory } from '../src/model.js';
 import {
   HISTORY_SCHEMA_VERSION,
@@ -15,6 +14,7 @@ import {
   type HistoryErrorCode,
   type HistoryStoreConfig,
 } from '../src/sinks/historyStore.js';
+import { historyFiles } from './support/historyFiles.js';
 
 const SEC = 1000;
 const MIN = 60 * SEC;
@@ -27,30 +27,7 @@ const T0 = 1_700_000_040_000;
 // Fixtures
 // ---------------------------------------------------------------------------
 
-let tmpRoot: string;
-let fileCounter = 0;
-const openStores: HistoryStore[] = [];
-
-beforeAll(() => {
-  tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'memtide-history-'));
-});
-afterEach(() => {
-  for (const store of openStores.splice(0)) store.close();
-});
-afterAll(() => {
-  fs.rmSync(tmpRoot, { recursive: true, force: true });
-});
-
-function freshPath(): string {
-  fileCounter++;
-  return path.join(tmpRoot, `history-${fileCounter}.db`);
-}
-
-function openStore(file: string, config: Partial<HistoryStoreConfig> = {}): HistoryStore {
-  const store = HistoryStore.open(file, config);
-  openStores.push(store);
-  return store;
-}
+const { dir: tmpRoot, freshPath, open: openStore } = historyFiles('memtide-history-');
 
 type UsageInput = number | (Partial<ComponentUsage> & { rssBytes: number });
 

@@ -11,6 +11,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { fc, it as propIt } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { JsonSpliceError, objectMembers, spliceJson, type JsonChange, type JsonChanges } from '../src/app/proxy/jsonSplice.js';
+import { valueTextOf } from './fuzz/support/jsonText.js';
 import { parseLossless, type Lossless } from './fuzz/support/losslessJson.js';
 
 // ---------------------------------------------------------------------------------------
@@ -38,28 +39,14 @@ const renderMember = (m: Member): string => `${m.ws[0]}${m.keyText}${m.ws[1]}:${
 
 const ws = fc.string({ unit: fc.constantFrom(' ', '\t', '\n', '\r'), maxLength: 3 });
 
-/** Numbers JSON.stringify never writes, and hostile strings (braces, quotes, backslashes in them). */
-const numberText = fc.oneof(
-  fc.integer().map(String),
-  fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => JSON.stringify(n)),
-  fc.constantFrom('1e400', '-1e400', '12345678901234567890', '9007199254740993', '-0', '1.0', '1E2', '0.1000000000000000055511151231257827', '5e-324'),
-);
+/** Hostile strings: braces, quotes, backslashes in them. */
 const stringText = fc.oneof(
   fc.string({ maxLength: 8 }).map((s) => JSON.stringify(s)),
   fc.string({ unit: fc.constantFrom('{', '}', '[', ']', '"', '\\', ',', ':', ' ', 'a', 'é', '🎙', '\n'), maxLength: 8 }).map((s) => JSON.stringify(s)),
   fc.constantFrom('"\\ud800"', '"\\u0000"', '"\\/"', '"a\\"b"', '"\\\\"', '"}\\""'),
 );
 /** Any JSON value as text, with whitespace inside (duplicate keys allowed: untouched values must survive anyway). */
-const valueText: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
-  value: fc.oneof(
-    { depthSize: 'small', withCrossShrink: true },
-    numberText,
-    stringText,
-    fc.constantFrom('true', 'false', 'null'),
-    fc.tuple(fc.array(fc.tuple(ws, tie('value'), ws), { maxLength: 3 }), ws).map(([items, inner]) => `[${items.length ? items.map((p) => p.join('')).join(',') : inner}]`),
-    fc.array(fc.tuple(stringText, ws, tie('value')), { maxLength: 3 }).map((entries) => `{${entries.map(([k, w, v]) => `${k}${w}:${w}${v}`).join(',')}}`),
-  ),
-})).value;
+const valueText = valueTextOf(stringText, ws);
 
 /** Keys the proxy edits, near-misses, and random ones ("$number" is the lossless reader's marker: not a key here). */
 const keyArb = fc.oneof(

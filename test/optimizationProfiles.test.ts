@@ -4,19 +4,15 @@
  * runtime level changes apply (and revert) their profile, observe-only
  * reaches the model governor, and origins name the right layer.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  ConfigError,
   loadConfig,
   profileShadows,
   resolveConfig,
   settingOrigin,
   validateLayers,
-  type ConfigIssue,
   type ConfigLayer,
   type MemtideConfig,
 } from '../src/app/config.js';
@@ -33,26 +29,9 @@ import {
   type ProfileName,
   type ProfileRow,
 } from '../src/app/optimizationProfiles.js';
+import { configFiles, issuesOf } from './support/configFiles.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'memtide-profiles-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-let files = 0;
-function tempFile(content: unknown): string {
-  files += 1;
-  const path = join(dir, `memtide-${files}.json`);
-  writeFileSync(path, JSON.stringify(content));
-  return path;
-}
-
-function issuesOf(run: () => unknown): ConfigIssue[] {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
+const { write: tempFile } = configFiles('memtide-profiles-test-');
 
 const load = (options: Parameters<typeof loadConfig>[0] = {}) => loadConfig({ env: {}, ...options });
 const layer = (values: unknown, origin = 'test file'): ConfigLayer => ({ origin, values: values as ConfigLayer['values'] });

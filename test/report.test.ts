@@ -1,8 +1,7 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fc, it as propIt } from '@fast-check/vitest';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/app/config.js';
 import { reportCommand } from '../src/app/commands/report.js';
 import {
@@ -17,6 +16,7 @@ import {
 } from '../src/app/report/index.js';
 import type { Alert, ComponentUsage, MemorySample, PressureChange } from '../src/model.js';
 import { HistoryStore } from '../src/sinks/historyStore.js';
+import { historyFiles } from './support/historyFiles.js';
 
 const SEC = 1000;
 const MIN = 60 * SEC;
@@ -31,30 +31,8 @@ const SPAN = 6 * HOUR;
 const TOTAL = 16 * GIB;
 const EVIL = '<img onerror=x>';
 
-let tmpRoot: string;
-let fileCounter = 0;
-const stores: HistoryStore[] = [];
-
-beforeAll(() => {
-  tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'memtide-report-'));
-});
-afterEach(() => {
-  for (const store of stores.splice(0)) store.close();
-  vi.restoreAllMocks();
-});
-afterAll(() => {
-  fs.rmSync(tmpRoot, { recursive: true, force: true });
-});
-
-function freshPath(name = 'history'): string {
-  return path.join(tmpRoot, `${name}-${++fileCounter}.db`);
-}
-
-function open(file: string, config: Parameters<typeof HistoryStore.open>[1] = {}): HistoryStore {
-  const store = HistoryStore.open(file, config);
-  stores.push(store);
-  return store;
-}
+afterEach(() => vi.restoreAllMocks()); // registered first, so it runs after the stores are closed (after-hooks run as a stack)
+const { dir: tmpRoot, freshPath, open } = historyFiles('memtide-report-');
 
 function usage(rssBytes: number, pssBytes: number | null = null): ComponentUsage {
   return { rssBytes, pssBytes, pssAnonBytes: null, processCount: 1 };

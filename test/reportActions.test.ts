@@ -3,16 +3,15 @@
  * SQLite file) filled the way the coordinator's sink fills it:
  * `insertAction` when decided, `updateAction` when measured or undone.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { fc, it as propIt } from '@fast-check/vitest';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/app/config.js';
 import { reportCommand } from '../src/app/commands/report.js';
 import { MAX_LISTED, buildReport, readActions, renderHtml, renderJson, renderMarkdown, type MemoryReport } from '../src/app/report/index.js';
 import type { ComponentUsage, MemorySample } from '../src/model.js';
-import { HistoryStore, type ActionEntry } from '../src/sinks/historyStore.js';
+import { HistoryStore } from '../src/sinks/historyStore.js';
+import { actionEntry } from './support/actions.js';
+import { historyFiles } from './support/historyFiles.js';
 
 const SEC = 1000;
 const MIN = 60 * SEC;
@@ -26,25 +25,12 @@ const EVIL = '<img onerror=x>';
 
 const config = loadConfig({ env: {}, base: { pressure: { preset: '8gb' } } });
 
-let tmpRoot: string;
-let counter = 0;
-const stores: HistoryStore[] = [];
-beforeAll(() => {
-  tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'memtide-report-actions-'));
-});
-afterEach(() => {
-  for (const store of stores.splice(0)) store.close();
-  vi.restoreAllMocks();
-});
-afterAll(() => {
-  fs.rmSync(tmpRoot, { recursive: true, force: true });
-});
+afterEach(() => vi.restoreAllMocks()); // registered first, so it runs after the stores are closed (after-hooks run as a stack)
+const history = historyFiles('memtide-report-actions-');
 
 function open(): { store: HistoryStore; file: string } {
-  const file = path.join(tmpRoot, `history-${++counter}.db`);
-  const store = HistoryStore.open(file);
-  stores.push(store);
-  return { store, file };
+  const file = history.freshPath();
+  return { store: history.open(file), file };
 }
 
 function usage(rssBytes: number): ComponentUsage {
@@ -58,26 +44,6 @@ function sample(timestampMs: number, components: Record<string, number>, availab
     components: Object.fromEntries(Object.entries(components).map(([name, rss]) => [name, usage(rss)])),
     processes: [],
     self: { pid: 1, rssBytes: 1, heapUsedBytes: 1, heapTotalBytes: 1, externalBytes: 0, arrayBuffersBytes: 0, sampleCpuMs: 0 },
-  };
-}
-
-function action(atMs: number, fields: Partial<ActionEntry> & Pick<ActionEntry, 'kind'>): ActionEntry {
-  return {
-    atMs,
-    source: 'coordinator',
-    level: 'high',
-    target: 'ollama',
-    detail: null,
-    reason: 'pressure high',
-    executed: true,
-    error: null,
-    componentBytesBefore: null,
-    availableBytesBefore: null,
-    componentBytesAfter: null,
-    availableBytesAfter: null,
-    measuredAtMs: null,
-    undoneAtMs: null,
-    ...fields,
   };
 }
 
@@ -99,9 +65,10 @@ function fill(store: HistoryStore): void {
   }
   store.append(samples);
 
-  store.insertAction(action(T0 - HOUR, { kind: 'unload-idle-models', reason: 'before the range' }));
+  store.insertAction(actionEntry({ atMs: T0 - HOUR, kind: 'unload-idle-models', reason: 'before the range' }));
   const unload = store.insertAction(
-    action(at(60), {
+    actionEntry({
+      atMs: at(60),
       kind: 'unload-idle-models',
       detail: 'llama3.1:8b (5.2 GiB)',
       componentBytesBefore: 5.5 * GIB,
@@ -111,20 +78,20 @@ function fill(store: HistoryStore): void {
   );
   // Measured settleMs later, as the record book does.
   store.updateAction(unload, { componentBytesAfter: 300 * MIB, availableBytesAfter: 4.5 * GIB + 5 * GIB + 100 * MIB, measuredAtMs: at(61) });
-  const cap = store.insertAction(action(at(65), { kind: 'cap-model-budget', detail: '2 GiB', componentBytesBefore: 300 * MIB, availableBytesBefore: 9 * GIB }));
+  const cap = store.insertAction(actionEntry({ atMs: at(65), kind: 'cap-model-budget', detail: '2 GiB', componentBytesBefore: 300 * MIB, availableBytesBefore: 9 * GIB }));
   store.updateAction(cap, { componentBytesAfter: 300 * MIB, availableBytesAfter: 9 * GIB, measuredAtMs: at(66) });
   store.updateAction(cap, { undoneAtMs: at(95) });
   const observe = store.insertAction(
-    action(at(120), { kind: 'shrink-caches', target: 'engine', executed: false, level: 'medium', componentBytesBefore: 400 * MIB, availableBytesBefore: 9 * GIB }),
+    actionEntry({ atMs: at(120), kind: 'shrink-caches', target: 'engine', executed: false, level: 'medium', componentBytesBefore: 400 * MIB, availableBytesBefore: 9 * GIB }),
   );
   store.updateAction(observe, { componentBytesAfter: 380 * MIB, availableBytesAfter: 9 * GIB + 20 * MIB, measuredAtMs: at(121) });
-  const failed = store.insertAction(action(at(130), { kind: 'disable-live-summaries', target: 'ollama', componentBytesBefore: 300 * MIB, availableBytesBefore: 9 * GIB }));
+  const failed = store.insertAction(actionEntry({ atMs: at(130), kind: 'disable-live-summaries', target: 'ollama', componentBytesBefore: 300 * MIB, availableBytesBefore: 9 * GIB }));
   store.updateAction(failed, { error: 'ollama answered 500', componentBytesAfter: 300 * MIB, availableBytesAfter: 9 * GIB, measuredAtMs: at(131) });
   const load = store.insertAction(
-    action(at(150), { source: 'governor', kind: 'load', level: 'low', detail: 'gemma3:1b (1.2 GiB)', componentBytesBefore: 300 * MIB, availableBytesBefore: 9 * GIB, reason: 'requested by /api/chat' }),
+    actionEntry({ atMs: at(150), source: 'governor', kind: 'load', level: 'low', detail: 'gemma3:1b (1.2 GiB)', componentBytesBefore: 300 * MIB, availableBytesBefore: 9 * GIB, reason: 'requested by /api/chat' }),
   );
   store.updateAction(load, { componentBytesAfter: 300 * MIB + GIB, availableBytesAfter: 8 * GIB, measuredAtMs: at(151) });
-  store.insertAction(action(at(170), { kind: 'lower-transcription-concurrency', target: EVIL, detail: 'a|b `c` *d*', reason: '<script>alert(1)</script>', componentBytesBefore: 10 * MIB }));
+  store.insertAction(actionEntry({ atMs: at(170), kind: 'lower-transcription-concurrency', target: EVIL, detail: 'a|b `c` *d*', reason: '<script>alert(1)</script>', componentBytesBefore: 10 * MIB }));
 }
 
 describe('the Actions section of a report', () => {
@@ -242,7 +209,7 @@ describe('readActions', () => {
   it('in observe-only mode only says what it would have done', () => {
     const { store } = open();
     for (let i = 0; i < 3; i++) {
-      const id = store.insertAction(action(at(10 * i), { kind: 'unload-idle-models', executed: false, componentBytesBefore: 4 * GIB, availableBytesBefore: GIB }));
+      const id = store.insertAction(actionEntry({ atMs: at(10 * i), kind: 'unload-idle-models', executed: false, componentBytesBefore: 4 * GIB, availableBytesBefore: GIB }));
       store.updateAction(id, { componentBytesAfter: 4 * GIB, availableBytesAfter: GIB, measuredAtMs: at(10 * i + 1) });
     }
     const report = buildReport(store, { sinceMs: T0, untilMs: NOW, nowMs: NOW, config });
@@ -252,7 +219,7 @@ describe('readActions', () => {
 
   it('lists the newest MAX_LISTED and counts the rest', () => {
     const { store } = open();
-    for (let i = 0; i < MAX_LISTED + 50; i++) store.insertAction(action(T0 + i * SEC, { kind: i % 2 ? 'shrink-caches' : 'unload-idle-models' }));
+    for (let i = 0; i < MAX_LISTED + 50; i++) store.insertAction(actionEntry({ atMs: T0 + i * SEC, kind: i % 2 ? 'shrink-caches' : 'unload-idle-models' }));
     const report = buildReport(store, { sinceMs: T0, untilMs: NOW, nowMs: NOW, config });
     expect(report.actions.total).toBe(MAX_LISTED + 50);
     expect(report.actions.listed).toHaveLength(MAX_LISTED);
@@ -277,7 +244,8 @@ describe('readActions', () => {
     try {
       let t = T0;
       const entries = rows.map((r) =>
-        action((t += r.gapMs), {
+        actionEntry({
+          atMs: (t += r.gapMs),
           kind: 'k',
           executed: r.executed,
           componentBytesBefore: r.freed === null ? null : 2 * GIB,

@@ -27,6 +27,7 @@
  * until the iterator is finished (or `return()`ed, e.g. by `break`).
  */
 import Database from 'better-sqlite3';
+import type { ActionEntry, StoredAction } from '../actionTypes.js';
 import {
   ALERT_SEVERITIES,
   PRESSURE_LEVELS,
@@ -167,42 +168,7 @@ export interface AlertQuery extends TimeRange {
   status?: Alert['status'];
 }
 
-/** Who decided an action: the coordinator (cross-component plan) or the model governor. */
-export type ActionSource = 'coordinator' | 'governor';
-
-/** One action, executed or only decided, as the `actions` table keeps it. */
-export interface ActionEntry {
-  atMs: number;
-  source: ActionSource;
-  /** e.g. `unload-idle-models`, `shrink-caches`, `cap-model-budget`; governor: `unload`, `load`, `hold`, ... */
-  kind: string;
-  /** Pressure level when it was decided; null before the first level. */
-  level: PressureLevel | null;
-  /** Component whose memory it acts on (`ollama`, `audio`, `engine`, ...). */
-  target: string | null;
-  /** What exactly: a model name, a cap, a feature. */
-  detail: string | null;
-  reason: string;
-  /** False when only decided (observe-only mode). */
-  executed: boolean;
-  /** Why executing it failed, when it did. */
-  error: string | null;
-  /** The target component's RSS when decided. */
-  componentBytesBefore: number | null;
-  /** System available memory when decided. */
-  availableBytesBefore: number | null;
-  /** The same, `optimization.settleMs` later (null until measured). */
-  componentBytesAfter: number | null;
-  availableBytesAfter: number | null;
-  measuredAtMs: number | null;
-  /** When the action was given back (hysteresis, cap lifted); null while in force or for one-shot actions. */
-  undoneAtMs: number | null;
-}
-
-/** A stored action; `id` is the row's id in the table. */
-export interface StoredAction extends ActionEntry {
-  id: number;
-}
+export type { ActionEntry, ActionSource, StoredAction } from '../actionTypes.js';
 
 /** Fields `updateAction` may set (after the insert). */
 export type ActionUpdate = Partial<Pick<ActionEntry, 'componentBytesAfter' | 'availableBytesAfter' | 'measuredAtMs' | 'undoneAtMs' | 'error'>>;
@@ -552,23 +518,8 @@ interface AlertRow {
   acknowledged_at: number | null;
 }
 
-interface ActionParams {
-  atMs: number;
-  source: string;
-  kind: string;
-  level: string | null;
-  target: string | null;
-  detail: string | null;
-  reason: string;
-  executed: number;
-  error: string | null;
-  componentBytesBefore: number | null;
-  availableBytesBefore: number | null;
-  componentBytesAfter: number | null;
-  availableBytesAfter: number | null;
-  measuredAtMs: number | null;
-  undoneAtMs: number | null;
-}
+/** `executed` as SQLite stores a boolean. */
+type ActionParams = Omit<ActionEntry, 'executed'> & { executed: number };
 interface ActionUpdateParams {
   id: number;
   componentBytesAfter: number | null;

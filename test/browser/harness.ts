@@ -24,6 +24,7 @@ import { historyRoutes } from '../../src/app/routes/history.js';
 import { readJson, sendJson } from '../../src/app/http.js';
 import { startServer, type MemtideServer } from '../../src/app/server.js';
 import { silentLogger } from '../../src/sinks/logger.js';
+import { actionEntry } from '../support/actions.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CHROMIUM = '/usr/bin/chromium';
@@ -262,24 +263,6 @@ export interface SyntheticAction {
   entry: ActionEntry;
   /** Applied after the insert, as the coordinator's sink does when it measures or undoes. */
   update?: ActionUpdate;
-}
-
-function actionEntry(fields: Partial<ActionEntry> & Pick<ActionEntry, 'atMs' | 'kind' | 'reason'>): ActionEntry {
-  return {
-    source: 'coordinator',
-    level: 'high',
-    target: 'ollama',
-    detail: null,
-    executed: true,
-    error: null,
-    componentBytesBefore: null,
-    availableBytesBefore: null,
-    componentBytesAfter: null,
-    availableBytesAfter: null,
-    measuredAtMs: null,
-    undoneAtMs: null,
-    ...fields,
-  };
 }
 
 /**

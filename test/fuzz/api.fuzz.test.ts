@@ -19,16 +19,12 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeWav } from '../../bench/support/makeWav.js';
 import { createMemtide, type Memtide } from '../../src/app/memtide.js';
-import { actionsRoutes } from '../../src/app/routes/actions.js';
-import { alertsRoutes, type AlertsProvider, type ListedAlert } from '../../src/app/routes/alerts.js';
-import { configRoutes } from '../../src/app/routes/config.js';
-import { dashboardRoutes } from '../../src/app/routes/dashboard.js';
-import { frontendMemoryRoutes } from '../../src/app/routes/frontendMemory.js';
-import { historyRoutes } from '../../src/app/routes/history.js';
-import { metricsRoutes } from '../../src/app/routes/metrics.js';
-import { modelRoutes } from '../../src/app/routes/models.js';
-import { createTranscriptionService, transcriptionRoutesWith } from '../../src/app/routes/transcribe.js';
+import { runnerRoutes } from '../../src/app/commands/run.js';
+import type { AlertsProvider, ListedAlert } from '../../src/app/routes/alerts.js';
+import { historyCacheBytesOf } from '../../src/app/routes/history.js';
+import { createTranscriptionService } from '../../src/app/routes/transcribe.js';
 import { startServer, type MemtideServer } from '../../src/app/server.js';
+import { createHistoryQueryCache } from '../../src/sinks/historyQueryCache.js';
 import type { Logger } from '../../src/sinks/logger.js';
 import { createStubGovernor, type StubGovernor } from '../support/stubGovernor.js';
 import { buildRequest, jsonOf, rawRequest, type RawOutcome, type RawResponse } from './support/rawHttp.js';
@@ -100,22 +96,19 @@ beforeAll(async () => {
   });
   governor = createStubGovernor();
   governor.setModels([]);
-  const transcription = createTranscriptionService();
   server = await startServer({
     memtide,
     logger,
     state: { models$: governor.models$ },
-    modules: [
-      dashboardRoutes,
-      configRoutes(),
-      historyRoutes(),
-      alertsRoutes({ provider: alertsProvider() }),
-      actionsRoutes(),
-      modelRoutes(governor),
-      transcriptionRoutesWith(transcription),
-      frontendMemoryRoutes(),
-      metricsRoutes({ defaultMetrics: false, governor, transcription }),
-    ],
+    modules: runnerRoutes({
+      governor,
+      transcription: createTranscriptionService(),
+      historyCache: createHistoryQueryCache({ maxBytes: historyCacheBytesOf(memtide.config()) }),
+      alerts$: memtide.alerts$,
+      recentActions: () => [],
+      alerts: { provider: alertsProvider() },
+      defaultMetrics: false,
+    }),
   });
   port = Number(new URL(server.url).port);
 }, 60_000);
@@ -155,6 +148,7 @@ const ROUTES = [
   ['POST', '/api/actions/preset'],
   ['POST', '/api/actions/low-memory'],
   ['POST', '/api/actions/optimization-level'],
+  ['GET', '/api/actions'],
   ['GET', '/api/models'],
   ['POST', '/api/models/:name/unload'],
   ['POST', '/api/models/:name/pin'],

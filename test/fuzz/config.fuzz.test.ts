@@ -10,28 +10,18 @@
  * the value came from. Never another exception type, never a polluted
  * Object.prototype. Failures print fast-check's seed and path.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { z } from 'zod';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type ConfigIssue, type MemtideConfig } from '../../src/app/config.js';
 import { configSchema } from '../../src/app/configSchema.js';
 import { runs } from './support/runs.js';
+import { configFiles } from '../support/configFiles.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
-const dir = mkdtempSync(join(tmpdir(), 'memtide-fuzz-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-let files = 0;
-function tempFile(text: string): string {
-  files += 1;
-  const file = join(dir, `config-${files}.json`);
-  writeFileSync(file, text);
-  return file;
-}
+const { write: tempFile } = configFiles('memtide-fuzz-config-');
 
 // ---------------------------------------------------------------------------------------
 // The schema's shape (from its JSON Schema: new sections are fuzzed without edits here)

@@ -23,6 +23,7 @@ import { startProxy, type ProxyHandle } from '../../src/app/proxy/proxy.js';
 import { GovernorError } from '../../src/streams/governorApi.js';
 import { startFakeOllama, type FakeOllama } from '../support/fakeOllama.js';
 import { createStubGovernor, type Decision, type StubGovernor } from '../support/stubGovernor.js';
+import { numberText, valueTextOf } from './support/jsonText.js';
 import { parseLossless, type Lossless } from './support/losslessJson.js';
 import { buildRequest, jsonOf, rawRequest, type RawResponse } from './support/rawHttp.js';
 import { runs } from './support/runs.js';
@@ -99,26 +100,12 @@ afterAll(async () => {
 // Bodies
 // ---------------------------------------------------------------------------------------
 
-/** JSON texts written by hand, so they can hold what JSON.stringify never writes. */
-const numberText = fc.oneof(
-  fc.integer().map(String),
-  fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => JSON.stringify(n)),
-  fc.constantFrom('1e400', '-1e400', '12345678901234567890', '9007199254740993', '-0', '1.0', '1E2', '0.1000000000000000055511151231257827', '5e-324', '1e-400'),
-);
+/** Strings, some with escapes JSON.stringify never writes. */
 const stringText = fc.oneof(
   fc.string({ maxLength: 12 }).map((s) => JSON.stringify(s)),
   fc.constantFrom('"\\ud800"', '"\\u0000"', '"é"', '"\\/"', '"a\\"b"'),
 );
-const valueText: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
-  value: fc.oneof(
-    { depthSize: 'small', withCrossShrink: true },
-    numberText,
-    stringText,
-    fc.constantFrom('true', 'false', 'null'),
-    fc.array(tie('value'), { maxLength: 3 }).map((items) => `[${items.join(',')}]`),
-    fc.array(fc.tuple(stringText, tie('value')), { maxLength: 3 }).map((entries) => `{${entries.map(([k, v]) => `${k}:${v}`).join(',')}}`),
-  ),
-})).value;
+const valueText = valueTextOf(stringText);
 
 const modelText = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom('"gemma3:1b"', '"qwen2.5:0.5b"', '"GEMMA3:1B"') },

@@ -5,36 +5,18 @@
  * key and logged, sampling goes on, and a later valid edit applies.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { Subscription } from 'rxjs';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ConfigError, MemtideConfig } from '../../src/app/config.js';
-import { createMemtide, type Memtide } from '../../src/app/memtide.js';
+import { createMemtide } from '../../src/app/memtide.js';
 import type { Logger } from '../../src/sinks/logger.js';
 import { createPlatformReaders } from '../../src/sources/readers.js';
+import { stopAfterEach, tempDir } from '../support/lifecycle.js';
+import { waitFor } from '../support/wait.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'memtide-badconfig-'));
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const subscriptions: Subscription[] = [];
-const engines: Memtide[] = [];
-
-afterEach(() => {
-  for (const s of subscriptions.splice(0)) s.unsubscribe();
-  for (const m of engines.splice(0)) m.stop();
-});
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const tmp = tempDir('memtide-badconfig-');
+const { subscriptions, engines } = stopAfterEach();
 
 describe('config edited into an invalid state while running', () => {
   it('keeps the last good config, reports and logs each bad edit by key, keeps sampling, and applies the next valid edit', async () => {

@@ -9,42 +9,25 @@
  * writes work again. A property test then checks the sink's bookkeeping over
  * arbitrary failure patterns in virtual time.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { Subject, VirtualTimeScheduler, type Subscription } from 'rxjs';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createMemtide, type Memtide } from '../../src/app/memtide.js';
+import { Subject, VirtualTimeScheduler } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { createMemtide } from '../../src/app/memtide.js';
 import type { Alert, MemorySample } from '../../src/model.js';
 import { HistorySinkError, historySink, type FlushResult, type HistoryRecord, type HistoryWriter } from '../../src/sinks/historySink.js';
 import { HistoryError, HistoryStore } from '../../src/sinks/historyStore.js';
 import type { Logger } from '../../src/sinks/logger.js';
 import { createPlatformReaders } from '../../src/sources/readers.js';
 import type { EngineProblem } from '../../src/streams/engine.js';
+import { stopAfterEach, tempDir } from '../support/lifecycle.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'memtide-diskfull-'));
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const subscriptions: Subscription[] = [];
-const engines: Memtide[] = [];
-
-afterEach(() => {
-  for (const s of subscriptions.splice(0)) s.unsubscribe();
-  for (const m of engines.splice(0)) m.stop();
-});
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 8_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const tmp = tempDir('memtide-diskfull-');
+const { subscriptions, engines } = stopAfterEach();
+const WAIT = { timeoutMs: 8_000 };
 
 /** The store's own connection: `max_page_count` is per connection, so "the disk" must be filled there. */
 function diskOf(store: HistoryStore) {
@@ -92,10 +75,10 @@ describe('history: disk full while running (real SQLITE_FULL)', () => {
       memtide.flushes$.subscribe({ next: (f) => flushes.push(f), error: () => undefined }),
       memtide.alerts$.subscribe({ next: (a) => alerts.push(a), error: () => undefined }),
     );
-    await waitFor('a first successful flush', () => flushes.length > 0);
+    await waitFor('a first successful flush', () => flushes.length > 0, WAIT);
 
     disk.fill();
-    const first = await waitFor('the first history problem', () => problems.find((p) => p.source === 'history'));
+    const first = await waitFor('the first history problem', () => problems.find((p) => p.source === 'history'), WAIT);
     const samplesAtFailure = samples.length;
     // The problem names what happened, and carries SQLite's own error underneath the store's.
     expect(first.error).toBeInstanceOf(HistorySinkError);
@@ -108,6 +91,7 @@ describe('history: disk full while running (real SQLITE_FULL)', () => {
     // Past the bound (8 records, 2 samples a flush) the oldest go, and that is counted.
     await waitFor('records dropped from the backlog', () =>
       problems.some((p) => p.error instanceof HistorySinkError && p.error.droppedRecords > 0),
+      WAIT,
     );
     const pendingSeen = problems.flatMap((p) => (p.error instanceof HistorySinkError ? [p.error.pendingRecords] : []));
     expect(Math.max(...pendingSeen)).toBeLessThanOrEqual(8);
@@ -115,7 +99,7 @@ describe('history: disk full while running (real SQLITE_FULL)', () => {
 
     const flushesBeforeFree = flushes.length;
     disk.free();
-    const recovery = await waitFor('the flush that writes the backlog', () => flushes.slice(flushesBeforeFree).find((f) => f.retried !== undefined));
+    const recovery = await waitFor('the flush that writes the backlog', () => flushes.slice(flushesBeforeFree).find((f) => f.retried !== undefined), WAIT);
     expect(recovery.retried).toBeGreaterThan(0);
     expect(recovery.dropped).toBeGreaterThan(0);
     expect(logs.some((l) => /^info history writes resumed: \d+ kept record\(s\) written, \d+ dropped/.test(l))).toBe(true);
@@ -176,11 +160,11 @@ describe('history: a failure that retrying cannot fix', () => {
       memtide.flushes$.subscribe({ next: (f) => flushes.push(f), error: () => undefined }),
       memtide.samples$.subscribe({ next: () => (samples += 1), error: () => undefined }),
     );
-    await waitFor('a first flush', () => flushes.length > 0);
+    await waitFor('a first flush', () => flushes.length > 0, WAIT);
     memtide.history!.close(); // e.g. the file was replaced by something that is not a database
-    const problem = await waitFor('the history problem', () => problems.find((p) => p.source === 'history'));
+    const problem = await waitFor('the history problem', () => problems.find((p) => p.source === 'history'), WAIT);
     expect(problem.error).toMatchObject({ name: 'HistoryError', code: 'MEMTIDE_ERR_HISTORY_CLOSED' });
-    const alert = await waitFor('the alert', () => alerts.find((a) => a.key === 'engine:history'));
+    const alert = await waitFor('the alert', () => alerts.find((a) => a.key === 'engine:history'), WAIT);
     expect(alert).toMatchObject({ status: 'firing', severity: 'critical', kind: 'engine', title: 'memtide stopped writing history' });
     const flushesAfter = flushes.length;
     const samplesAfter = samples;

@@ -22,6 +22,8 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HistoryStore } from '../../src/sinks/historyStore.js';
 import { CLI_PATH, ensureBuilt } from '../setup/build.js';
+import { cleanEnv } from '../support/cliEnv.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const INTERVAL_MS = 50;
 const FLUSH_INTERVAL_MS = 500;
@@ -32,7 +34,6 @@ const ROUNDS = 3;
 
 let tmp: string;
 const children: ChildProcess[] = [];
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   await ensureBuilt();
@@ -43,12 +44,6 @@ afterAll(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('MEMTIDE_')) env[key] = value;
-  return env;
-}
 
 /** Newest stored sample, read through a separate read-only connection (WAL lets it read while the runner writes). */
 function newestStored(db: string): number | null {
@@ -62,16 +57,6 @@ function newestStored(db: string): number | null {
     }
   } catch {
     return null; // not created or not migrated yet
-  }
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs: number, stderr: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; runner stderr:\n${stderr()}`);
-    await sleep(25);
   }
 }
 
@@ -97,7 +82,7 @@ describe('kill -9 of memtide run during heavy history writes', () => {
 
       // Let it write a few flushes past whatever the previous runs left, then kill at a random point of a flush cycle.
       const startedAt = Date.now();
-      await waitFor(`round ${round}: three flushes`, () => (newestStored(db) ?? 0) > Math.max(previousNewest, startedAt) + 2 * FLUSH_INTERVAL_MS, 20_000, () => stderr);
+      await waitFor(`round ${round}: three flushes`, () => (newestStored(db) ?? 0) > Math.max(previousNewest, startedAt) + 2 * FLUSH_INTERVAL_MS, { timeoutMs: 20_000, pollMs: 25, detail: () => `runner stderr:\n${stderr}` });
       await sleep(Math.random() * FLUSH_INTERVAL_MS);
       const killedAt = Date.now();
       child.kill('SIGKILL');

@@ -9,13 +9,14 @@
  * the Linux readers, the sampler, the engine, the alert pipeline.
  */
 import path from 'node:path';
-import type { Subscription } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createMemtide, type Memtide } from '../../src/app/memtide.js';
+import { createMemtide } from '../../src/app/memtide.js';
 import type { Alert } from '../../src/model.js';
 import { ProcfsReadError, createProcessTableReader, createSystemMemoryReader } from '../../src/sources/linuxReaders.js';
 import { createPlatformReaders } from '../../src/sources/readers.js';
 import type { EngineProblem } from '../../src/streams/engine.js';
+import { stopAfterEach } from '../support/lifecycle.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /** path -> errno code its reads fail with. */
 const denied = vi.hoisted(() => new Map<string, string>());
@@ -44,25 +45,10 @@ const PROC = path.join(FIXTURES, 'proc-tree');
 const SYS = path.join(FIXTURES, 'sys-v1');
 const MEMINFO = `${PROC}/meminfo`;
 const PSI = `${PROC}/pressure/memory`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const subscriptions: Subscription[] = [];
-const engines: Memtide[] = [];
+const { subscriptions, engines } = stopAfterEach();
+const WAIT = { pollMs: 10 };
 
-afterEach(() => {
-  denied.clear();
-  for (const s of subscriptions.splice(0)) s.unsubscribe();
-  for (const m of engines.splice(0)) m.stop();
-});
-
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+afterEach(() => denied.clear()); // registered after stopAfterEach, so it runs before it (vitest runs after-hooks as a stack)
 
 describe('Linux readers with /proc files unreadable', () => {
   it('meminfo: a ProcfsReadError naming the file and the errno, and a normal read once it is readable again', () => {
@@ -128,11 +114,11 @@ describe('the engine while /proc/meminfo is unreadable', () => {
       memtide.alerts$.subscribe({ next: (a) => alerts.push(a), error: (e: unknown) => streamErrors.push(e) }),
       memtide.pressure$.subscribe({ error: (e: unknown) => streamErrors.push(e) }),
     );
-    await waitFor('samples', () => samples >= 2);
+    await waitFor('samples', () => samples >= 2, WAIT);
 
     denied.set(MEMINFO, 'EACCES');
-    await waitFor('three failed samples reported', () => problems.length >= 3);
-    const stalled = await waitFor('the engine-health alert', () => alerts.find((a) => a.key === 'engine:stalled' && a.status === 'firing'));
+    await waitFor('three failed samples reported', () => problems.length >= 3, WAIT);
+    const stalled = await waitFor('the engine-health alert', () => alerts.find((a) => a.key === 'engine:stalled' && a.status === 'firing'), WAIT);
     expect(stalled).toMatchObject({ kind: 'engine', severity: 'critical', title: 'memtide sampling stalled' });
     const duringOutage = samples;
     await sleep(150);
@@ -144,8 +130,8 @@ describe('the engine while /proc/meminfo is unreadable', () => {
     }
 
     denied.delete(MEMINFO);
-    await waitFor('samples again', () => samples >= duringOutage + 2);
-    const resumed = await waitFor('the recovery notice', () => alerts.find((a) => a.key === 'engine:stalled' && a.status === 'resolved'));
+    await waitFor('samples again', () => samples >= duringOutage + 2, WAIT);
+    const resumed = await waitFor('the recovery notice', () => alerts.find((a) => a.key === 'engine:stalled' && a.status === 'resolved'), WAIT);
     expect(resumed.title).toBe('memtide sampling resumed');
     const problemsAfter = problems.length;
     await sleep(150);

@@ -35,24 +35,15 @@ import { createPlatformReaders } from '../../src/sources/readers.js';
 import { createModelGovernor, type GovernorProblem } from '../../src/streams/modelGovernor.js';
 import { startFakeOllama, type FakeOllama } from '../support/fakeOllama.js';
 import { createStubGovernor } from '../support/stubGovernor.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const WAIT = { pollMs: 10 };
 const cleanups: Array<() => Promise<void> | void> = [];
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** A loopback port nothing listens on (yet): connections to it are refused. */
 async function freePort(): Promise<number> {
@@ -140,7 +131,7 @@ describe('forward: Ollama down or restarting', () => {
     const rig = await forwardRig(`http://127.0.0.1:${port}`, { upstreamRetries: 5, retryBackoffMs: 100 });
     const request = { model: 'gemma3:1b', prompt: 'Summarise the meeting', stream: false };
     const answer = post(`${rig.url}/api/generate`, request);
-    await waitFor('a first failed attempt', () => rig.retries.length >= 1);
+    await waitFor('a first failed attempt', () => rig.retries.length >= 1, WAIT);
     const ollama = await fake(port); // Ollama is back
     const response = await answer;
     expect(response.status).toBe(200);
@@ -191,7 +182,7 @@ describe('forward: Ollama slow', () => {
       error: `upstream ${ollama.url} sent nothing for 200ms (proxy.upstreamTimeoutMs); the request was cancelled upstream`,
       code: 'MEMTIDE_ERR_UPSTREAM_TIMEOUT',
     });
-    await waitFor('Ollama to see the cancellation', () => ollama.stats.cancelled === 1);
+    await waitFor('Ollama to see the cancellation', () => ollama.stats.cancelled === 1, WAIT);
     expect(rig.retries).toEqual([]);
     expect(rig.outcomes[0]).toMatchObject({ ok: false, status: 504 });
   });
@@ -322,7 +313,7 @@ describe('proxy (configured policy): the settings reach every request', () => {
     expect(response.status).toBe(504);
     const body = (await response.json()) as { error: string; code: string };
     expect(body).toEqual({ error: `upstream ${ollama.url} sent nothing for 200ms (proxy.upstreamTimeoutMs); the request was cancelled upstream`, code: 'MEMTIDE_ERR_UPSTREAM_TIMEOUT' });
-    await waitFor('Ollama to see the cancellation', () => ollama.stats.cancelled === 1);
+    await waitFor('Ollama to see the cancellation', () => ollama.stats.cancelled === 1, WAIT);
     await governor.settled();
     expect(governor.admissions[0]?.releases).toEqual([{ ok: false, status: 504, error: body.error }]);
 
@@ -370,14 +361,14 @@ describe('governor and sampling while Ollama is down', () => {
 
     // Up: a model is loaded through the proxy and the governor sees it.
     await client.generate({ model: 'gemma3:1b', prompt: '' });
-    await waitFor('the governor to see gemma3:1b', () => governor.list().some((m) => m.name === 'gemma3:1b' && !m.estimated));
+    await waitFor('the governor to see gemma3:1b', () => governor.list().some((m) => m.name === 'gemma3:1b' && !m.estimated), WAIT);
 
     // Down.
     await ollama.close();
     const downAt = Date.now();
     const samplesAtDown = samples;
     const psBefore = psCalls.length;
-    await waitFor('the governor to report Ollama unreachable', () => problems.find((p) => p.operation === 'ps'));
+    await waitFor('the governor to report Ollama unreachable', () => problems.find((p) => p.operation === 'ps'), WAIT);
     const psProblem = problems.find((p) => p.operation === 'ps')!;
     expect(psProblem.error).toMatchObject({ code: 'MEMTIDE_ERR_OLLAMA_UNREACHABLE', message: expect.stringMatching(/^ps: cannot reach Ollama/) });
     // One poll = 3 attempts, each wait twice the one before (lower bounds only: a loaded machine is late, never early).
@@ -404,7 +395,7 @@ describe('governor and sampling while Ollama is down', () => {
 
     // Back: the governor reads /api/ps again (the restarted Ollama has nothing loaded) and admits again.
     const back = await fake(port);
-    await waitFor('the governor to see the restarted Ollama', () => !governor.list().some((m) => m.name === 'gemma3:1b'));
+    await waitFor('the governor to see the restarted Ollama', () => !governor.list().some((m) => m.name === 'gemma3:1b'), WAIT);
     const problemsWhenBack = problems.length;
     const answer = await client.generate({ model: 'gemma3:1b', prompt: 'x', stream: false });
     expect(answer.done).toBe(true);

@@ -10,30 +10,25 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { Subscription } from 'rxjs';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema, type MemtideConfig } from '../../src/app/configSchema.js';
-import { createMemtide, type Memtide } from '../../src/app/memtide.js';
+import { createMemtide } from '../../src/app/memtide.js';
 import { createSampler } from '../../src/sources/memorySampler.js';
 import { createPlatformReaders, type PlatformReaders } from '../../src/sources/readers.js';
 import type { EngineProblem } from '../../src/streams/engine.js';
+import { stopAfterEach, tempDir } from '../support/lifecycle.js';
+import { sleep } from '../support/wait.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'memtide-vanish-'));
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const subscriptions: Subscription[] = [];
-const engines: Memtide[] = [];
+const tmp = tempDir('memtide-vanish-');
 const children = new Set<ChildProcess>();
-
 afterEach(() => {
-  for (const s of subscriptions.splice(0)) s.unsubscribe();
-  for (const m of engines.splice(0)) m.stop();
   for (const child of children) child.kill('SIGKILL');
   children.clear();
 });
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+// Registered after the children's hook, so it runs before it (vitest runs after-hooks as a stack).
+const { subscriptions, engines } = stopAfterEach();
 
 const pssForAll = (): MemtideConfig => configSchema.parse({ sampling: { pss: 'all' } });
 

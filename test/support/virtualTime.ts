@@ -26,3 +26,35 @@ export const virtualScheduler = () => new VirtualTimeScheduler(FlatVirtualAction
 
 /** Lets every promise chain settle (the fake API resolves without timers). */
 export const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Runs the first scheduled action if it is due by `targetMs`; false when none is. */
+function runNextDue(scheduler: VirtualTimeScheduler, targetMs: number): boolean {
+  const next = scheduler.actions[0];
+  if (!next || next.delay > targetMs) return false;
+  scheduler.actions.shift();
+  scheduler.frame = next.delay;
+  const error: unknown = next.execute(next.state, next.delay);
+  if (error) throw error;
+  return true;
+}
+
+/**
+ * Runs the actions due in the next `ms` of virtual time, one at a time in
+ * time order, and leaves the clock at now + ms (`flush()` would run every
+ * action ever scheduled, periodic ones without end).
+ */
+export function advance(scheduler: VirtualTimeScheduler, ms: number): void {
+  const targetMs = scheduler.now() + ms;
+  while (runNextDue(scheduler, targetMs));
+  scheduler.frame = targetMs;
+}
+
+/**
+ * Runs the actions due up to `targetMs` one at a time, letting promise chains
+ * settle after each (code that awaits between ticks, like the fake Ollama
+ * API, goes on before the next tick), and leaves the clock at `targetMs`.
+ */
+export async function advanceSettlingTo(scheduler: VirtualTimeScheduler, targetMs: number): Promise<void> {
+  while (runNextDue(scheduler, targetMs)) await drain();
+  scheduler.frame = targetMs;
+}

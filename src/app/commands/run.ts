@@ -1,6 +1,9 @@
-import { Subscription, distinctUntilChanged, map } from 'rxjs';
-import { createHistoryQueryCache } from '../../sinks/historyQueryCache.js';
+import { Subscription, distinctUntilChanged, map, type Observable } from 'rxjs';
+import type { StoredAction } from '../../actionTypes.js';
+import type { Alert } from '../../model.js';
+import { createHistoryQueryCache, type HistoryQueryCache } from '../../sinks/historyQueryCache.js';
 import type { Logger } from '../../sinks/logger.js';
+import type { ModelGovernor } from '../../streams/governorApi.js';
 import type { ModelGovernorHandle } from '../../streams/modelGovernor.js';
 import type { CoordinatorHandle } from '../../streams/coordinator.js';
 import { actionLabel, describeRecord } from '../../streams/coordinator/describe.js';
@@ -9,19 +12,20 @@ import { startProxyFromConfig } from '../proxy/fromConfig.js';
 import type { ProxyHandle } from '../proxy/proxy.js';
 import { actionsRoutes } from '../routes/actions.js';
 import { actionsLogRoutes, recentActionsSource } from '../routes/actionsLog.js';
-import { alertsRoutes } from '../routes/alerts.js';
+import { alertsRoutes, type AlertsRoutesOptions } from '../routes/alerts.js';
 import { configRoutes } from '../routes/config.js';
 import { dashboardRoutes } from '../routes/dashboard.js';
 import { frontendMemoryRoutes } from '../routes/frontendMemory.js';
 import { historyCacheBytesOf, historyRoutes } from '../routes/history.js';
 import { metricsRoutes } from '../routes/metrics.js';
 import { modelRoutes } from '../routes/models.js';
-import { createTranscriptionService, transcriptionRoutesWith } from '../routes/transcribe.js';
+import { createTranscriptionService, transcriptionRoutesWith, type TranscriptionService } from '../routes/transcribe.js';
 import { governorForMemtide, logGovernor } from './proxy.js';
 import { createLogger } from '../../sinks/logger.js';
 import { formatBytes } from '../units.js';
 import { CONFIG_FLAGS, parse } from '../cliArgs.js';
 import { createMemtide } from '../memtide.js';
+import type { RouteModule } from '../router.js';
 import { startServer, type MemtideServer } from '../server.js';
 
 export const runHelp = `memtide run [--config FILE] [--db FILE] [--interval 1s] [--host 127.0.0.1] [--port 7071]
@@ -32,6 +36,39 @@ history to SQLite (history.path, default ./memtide.db), serves the live page
 and API on http://127.0.0.1:7071, logs level changes. The config file is
 watched: valid edits apply from the next sample, invalid ones are reported
 and the last good config stays. SIGINT/SIGTERM flush history and exit 0.`;
+
+/** What the runner's HTTP API is built from. */
+export interface RunnerRouteParts {
+  governor: ModelGovernor;
+  transcription: TranscriptionService;
+  /** Shared by `/api/history` and `/metrics`. */
+  historyCache: HistoryQueryCache;
+  /** Alert notifications, counted by `/metrics`. */
+  alerts$: Observable<Alert>;
+  /** The coordinator's records, newest first: `GET /api/actions` when history is off. */
+  recentActions: (limit: number) => readonly StoredAction[];
+  /** Tests: alerts from elsewhere than the history database. */
+  alerts?: AlertsRoutesOptions;
+  /** Tests: without prom-client's process metrics (default with them). */
+  defaultMetrics?: boolean;
+}
+
+/** Every route module `memtide run` serves (the API fuzz test serves the same list). */
+export function runnerRoutes(parts: RunnerRouteParts): RouteModule[] {
+  const { governor, transcription, historyCache } = parts;
+  return [
+    dashboardRoutes,
+    configRoutes(),
+    historyRoutes({ cache: historyCache }),
+    alertsRoutes(parts.alerts),
+    actionsRoutes(),
+    actionsLogRoutes({ fallback: recentActionsSource(parts.recentActions) }),
+    modelRoutes(governor),
+    transcriptionRoutesWith(transcription),
+    frontendMemoryRoutes(),
+    metricsRoutes({ historyCache, governor, alerts$: parts.alerts$, transcription, defaultMetrics: parts.defaultMetrics }),
+  ];
+}
 
 /** Governor actions as they happen; its problems once per distinct message (Ollama being down is not news every 2 s). */
 function logGovernorQuietly(governor: ModelGovernorHandle, logger: Logger): Subscription {
@@ -167,18 +204,7 @@ export async function startRunner(args: string[], out: (text: string) => void): 
         memtide,
         logger,
         state: { models$: governor.models$ },
-        modules: [
-          dashboardRoutes,
-          configRoutes(),
-          historyRoutes({ cache: historyCache }),
-          alertsRoutes(),
-          actionsRoutes(),
-          actionsLogRoutes({ fallback: recentActionsSource((limit) => coordinator.recent(limit)) }),
-          modelRoutes(governor),
-          transcriptionRoutesWith(transcription),
-          frontendMemoryRoutes(),
-          metricsRoutes({ historyCache, governor, alerts$: memtide.alerts$, transcription }),
-        ],
+        modules: runnerRoutes({ governor, transcription, historyCache, alerts$: memtide.alerts$, recentActions: (limit) => coordinator.recent(limit) }),
       });
     }
     if (config.proxy.enabled) {

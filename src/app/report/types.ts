@@ -2,6 +2,7 @@
  * The memory report (`memtide report`): plain JSON data, so `renderJson` is
  * `JSON.stringify` and a saved report can be rendered again later.
  */
+import type { ActionEntry, ActionSource } from '../../actionTypes.js';
 import type { AlertKind, AlertSeverity, PressureChange, PressureLevel, Recommendation } from '../../model.js';
 
 export type Trend = 'stable' | 'growing' | 'shrinking';
@@ -109,33 +110,15 @@ export interface Suggestion extends Recommendation {
   reason: string;
 }
 
-/** Who decided an action (as the history's `actions` table says). */
-export type ActionSource = 'coordinator' | 'governor';
+export type { ActionSource } from '../../actionTypes.js';
 
 /**
  * One action of the coordinator or the model governor, executed or only
  * decided (observe-only), with memory before and after as the `actions` table
- * keeps it, plus the measured change.
+ * keeps it (the `target` component's chart gets the marker), plus the
+ * measured change.
  */
-export interface ReportAction {
-  atMs: number;
-  source: ActionSource;
-  /** `unload-idle-models`, `shrink-caches`, `cap-model-budget`, ...; governor: `unload`, `load`, `hold`, `reject`, ... */
-  kind: string;
-  level: PressureLevel | null;
-  /** The component it acts on (`ollama`, `audio`, ...): its chart gets the marker. */
-  target: string | null;
-  detail: string | null;
-  reason: string;
-  /** False: decided in observe-only mode, not executed. */
-  executed: boolean;
-  error: string | null;
-  componentBytesBefore: number | null;
-  componentBytesAfter: number | null;
-  availableBytesBefore: number | null;
-  availableBytesAfter: number | null;
-  measuredAtMs: number | null;
-  undoneAtMs: number | null;
+export interface ReportAction extends ActionEntry {
   /** Target component before minus after (positive: memory freed); null unless both were measured. */
   freedBytes: number | null;
   /** Available memory after minus before (positive: more available); null unless both were measured. */

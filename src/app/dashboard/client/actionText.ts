@@ -1,30 +1,13 @@
 /**
  * The coordinator's and the governor's actions as `GET /api/actions`
- * answers them (`StoredAction` of the history store; redeclared here, since
- * browser code cannot import the Node side), and the words the live panel
- * and the history list show for them.
+ * answers them, and the words the live panel and the history list show for
+ * them.
  */
+import type { StoredAction } from '../../../actionTypes.js';
 import { formatBytes } from './format.js';
 
-export interface ActionRow {
-  id: number;
-  atMs: number;
-  source: 'coordinator' | 'governor';
-  kind: string;
-  level: 'low' | 'medium' | 'high' | 'critical' | null;
-  target: string | null;
-  detail: string | null;
-  reason: string;
-  /** False: decided in observe-only mode, not executed. */
-  executed: boolean;
-  error: string | null;
-  componentBytesBefore: number | null;
-  availableBytesBefore: number | null;
-  componentBytesAfter: number | null;
-  availableBytesAfter: number | null;
-  measuredAtMs: number | null;
-  undoneAtMs: number | null;
-}
+/** One action as `GET /api/actions` answers it (the history store's record: src/actionTypes.ts is free of Node). */
+export type ActionRow = StoredAction;
 
 export interface ActionsBody {
   sinceMs: number;
