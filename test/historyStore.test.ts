@@ -9,6 +9,7 @@ import {
   HISTORY_SCHEMA_VERSION,
   HistoryError,
   HistoryStore,
+  PAGE_CACHE_KIB,
   type ActionEntry,
   type ComponentPoint,
   type HistoryErrorCode,
@@ -107,6 +108,9 @@ describe('HistoryStore: opening', () => {
     const store = openStore(file);
     store.append([sample(T0, { ollama: 100 })]);
     expect(store.journalMode()).toBe('wal');
+    // SQLite's 2 MB default, not better-sqlite3's 16 MB per connection (docs/soak.md: the runner's slow warm-up).
+    expect(store.pageCacheKiB()).toBe(PAGE_CACHE_KIB);
+    expect(PAGE_CACHE_KIB).toBe(2000);
     expect(fs.existsSync(`${file}-wal`)).toBe(true);
     // WAL is persistent: another connection sees it too.
     expect(inspect(file, (db) => db.pragma('journal_mode', { simple: true }))).toBe('wal');
