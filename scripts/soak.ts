@@ -22,6 +22,19 @@ import { CLI_PATH, REPO_ROOT, ensureBuilt } from '../test/setup/build.js';
 import { defaultLeaksConfig, describeSeries, mb, mbPerHour, summarize, type LeaksConfig, type Point, type SeriesSummary } from './soak/analysis.js';
 import { connectFeed, procMemory, startLoad } from './soak/client.js';
 
+/** The pid of the first process whose command line passes `test` (NUL-separated arguments joined by spaces). */
+function findPid(test: (cmdline: string) => boolean): number | undefined {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (test(fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' '))) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
 const { values: args } = parseArgs({
   options: {
     minutes: { type: 'string', default: '30' },
@@ -30,6 +43,8 @@ const { values: args } = parseArgs({
     dir: { type: 'string' },
     'no-build': { type: 'boolean', default: false },
     'min-coverage': { type: 'string', default: '0.95' },
+    // Diagnosis: run the runner under a tool, e.g. --wrap 'heaptrack -o /tmp/ht/runner' (split on spaces).
+    wrap: { type: 'string' },
   },
   strict: true,
 });
@@ -58,7 +73,8 @@ log(`dir ${dir}; ${minutes} min at ${intervalMs} ms, ${rate} requests/s`);
 // The runner, as a user starts it; its cwd is the soak directory (token file, nothing in the repo).
 // A clean environment: the developer's MEMTIDE_* settings must not change what is measured.
 const runnerArgs = [CLI_PATH, 'run', '--interval', args.interval, '--db', dbFile, '--port', '0'];
-const runner = spawn(process.execPath, runnerArgs, {
+const wrap = args.wrap ? args.wrap.split(/\s+/).filter(Boolean) : [];
+const runner = spawn(wrap[0] ?? process.execPath, wrap.length ? [...wrap.slice(1), process.execPath, ...runnerArgs] : runnerArgs, {
   cwd: dir,
   env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir },
   stdio: ['ignore', 'ignore', 'pipe'],
@@ -76,6 +92,10 @@ const exited = new Promise<void>((resolve) =>
     resolve();
   }),
 );
+// Never leave a runner behind if this script dies early.
+process.on('exit', () => {
+  if (!runnerExit) runner.kill('SIGKILL');
+});
 log(`runner pid ${runner.pid}: node ${path.relative(REPO_ROOT, CLI_PATH)} ${runnerArgs.slice(1).join(' ')}`);
 
 // The dashboard URL (with the token) is in the start-up line.
@@ -91,6 +111,10 @@ while (!(match = /dashboard (http:\/\/[^/\s]+)\/#token=(\S+)/.exec(stderr))) {
 const [, baseUrl, token] = match as unknown as [string, string, string];
 log(`runner serving ${baseUrl}`);
 
+// Under --wrap the runner is a child of the wrapper: find its pid (measured, and sent SIGTERM, directly).
+const runnerPid = wrap.length ? findPid((cmdline) => cmdline.startsWith(`${process.execPath} ${CLI_PATH} `) && cmdline.includes(dbFile)) ?? runner.pid! : runner.pid!;
+if (runnerPid !== runner.pid) log(`runner pid under ${wrap[0]}: ${runnerPid}`);
+
 const configView = (await (await fetch(`${baseUrl}/api/config`)).json()) as { config: { leaks: LeaksConfig; components: { engine: string } } };
 const leaksConfig = configView.config.leaks ?? defaultLeaksConfig();
 const engineComponent = configView.config.components.engine;
@@ -104,7 +128,7 @@ let lastReport = startedAt;
 while (Date.now() - startedAt < durationMs && !runnerExit) {
   await sleep(5_000);
   const now = Date.now();
-  const m = procMemory(runner.pid!, (p) => fs.readFileSync(p, 'utf8'));
+  const m = procMemory(runnerPid, (p) => fs.readFileSync(p, 'utf8'));
   if (m) {
     proc.push({ timestampMs: now, bytes: m.rssBytes });
     if (m.pssAnonBytes !== null) procAnon.push({ timestampMs: now, bytes: m.pssAnonBytes });
@@ -125,8 +149,8 @@ feed.close();
 
 // SIGTERM: the runner flushes history and exits 0.
 const stopAt = Date.now();
-if (!runnerExit) runner.kill('SIGTERM');
-await Promise.race([exited, sleep(30_000)]);
+if (!runnerExit) process.kill(runnerPid, 'SIGTERM');
+await Promise.race([exited, sleep(wrap.length ? 300_000 : 30_000)]);
 if (!runnerExit) {
   runner.kill('SIGKILL');
   await exited;
