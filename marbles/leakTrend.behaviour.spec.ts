@@ -9,6 +9,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { leaksSchema } from '../src/app/schema/leaks.js';
 import type { LeakEvent } from '../src/model.js';
 import { leakTrend, LeakTrendError, type LeakInput, type LeakReset } from '../src/operators/leakTrend.js';
+import { prng } from '../test/support/prng.js';
 
 const config = leaksSchema.parse({});
 const MB = 1e6;
@@ -16,16 +17,6 @@ const HOUR = 3_600_000;
 const STEP_MS = 10_000;
 const T0 = 1_700_000_000_000;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `hours` of samples every 10 s; `bytes(hoursSinceStart, noise)` per component. */
 function trace(hours: number, components: Record<string, (h: number, noise: () => number) => number>, seed = 7): LeakInput[] {

@@ -19,6 +19,7 @@
  *   bytes (the process restarted) and growth resumes later.
  * - noise: Gaussian sigma plus rare outliers (single samples far up or down).
  */
+import { prng } from '../../test/support/prng.js';
 
 export const MB = 1e6;
 const MINUTE = 60_000;
@@ -51,17 +52,7 @@ export interface LeakTrace {
   shapes: string[];
 }
 
-/** mulberry32: small, fast, good enough for synthetic noise; same seed, same trace. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 interface Rng {
   next: () => number;
