@@ -628,8 +628,10 @@ describe('createModelGovernor: scenarios', () => {
       { model: 'gemma3:4b', ok: true },
       { model: 'nope:1b', ok: false, error: expect.stringContaining('not found') },
     ]);
-    // Meetily's /v1 requests will run at the server's default num_ctx: warmed the same way (no reload later)
+    // Meetily's /v1 requests arrive translated to /api/chat (proxy.openAiChat "translate"): warmed at the
+    // governed size (maxContext 4096), not the server's 2048, so its first request does not reload it.
     expect(h.ollama.calls).toContain('preload gemma3:4b');
+    expect(h.ollama.runners.get('gemma3:4b')).toMatchObject({ numCtx: 4096 });
     const native = h.governor.warmUp(['qwen2.5:0.5b'], { endpoint: 'generate' });
     await advance(h.scheduler, 0);
     await expect(native).resolves.toEqual([{ model: 'qwen2.5:0.5b', ok: true }]);

@@ -182,10 +182,17 @@ describe('memtide proxy (CLI runner + real governor + fake Ollama)', () => {
     while (fake.loaded().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(fake.loaded()).toEqual([]);
     expect(fake.stats.unloads).toBe(1);
-    // Meetily's path: /v1/* cannot carry keep_alive (Ollama would keep it 5m); the governor's unload still bounds it.
+    // Meetily's path: /v1/chat/completions is translated to /api/chat (proxy.openAiChat "translate"), so the
+    // governor's num_ctx and keep_alive reach Ollama instead of its 5m default; the governor's unload still bounds it.
     const openAi = await fetch(`${handle!.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gemma3:1b', messages: [{ role: 'user', content: 'x' }] }) });
     expect(openAi.status).toBe(200);
-    expect(fake.loaded()[0]?.sessionMs).toBe(300_000);
+    expect(openAi.headers.get('x-memtide-translated')).toBe('api/chat');
+    expect(((await openAi.json()) as { object?: string }).object).toBe('chat.completion');
+    const translated = fake.lastReceived('/api/chat')?.body as { messages?: unknown[]; keep_alive?: unknown; options?: { num_ctx?: number } };
+    expect(translated.messages).toEqual([{ role: 'user', content: 'x' }]);
+    expect(translated.options?.num_ctx).toBeGreaterThan(0);
+    expect(translated.keep_alive).toBeDefined();
+    expect(fake.loaded()[0]?.sessionMs).toBeLessThan(300_000);
     const again = Date.now() + 5000;
     while (fake.loaded().length > 0 && Date.now() < again) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(fake.loaded()).toEqual([]);

@@ -24,6 +24,14 @@ export interface AdmissionRequest {
   signal?: AbortSignal;
 }
 
+/**
+ * At which num_ctx a client's requests to a model will run: `governed`, sized
+ * by the governor (native requests, and /v1 chat requests the proxy
+ * translates to /api/chat); `server-default`, the server's own
+ * (`models.serverContextLength`: /v1 requests forwarded as they are).
+ */
+export type ContextRun = 'governed' | 'server-default';
+
 /** Which idle models `unloadIdle` takes: unpinned ones, or every idle one (pinned too). */
 export type UnloadIdleScope = 'idle-unpinned' | 'idle-all';
 
@@ -100,6 +108,15 @@ export interface ModelGovernor {
   /** Defers optional requests (null: lets them through again). The proxy asks `optionalDeferral()` before admitting. */
   deferOptional(deferral: Omit<OptionalDeferral, 'sinceMs'> | null): void;
   optionalDeferral(): OptionalDeferral | null;
+  /**
+   * The context to tell clients a model has (the proxy rewrites `/api/show`'s
+   * `*.context_length` with it), given its trained context: what its requests
+   * will run at, minus the answer reserve, so a client that sizes its prompts
+   * by it is never truncated. Pure (config only); null: advertise nothing
+   * (no config yet, observe-only, stopped). Optional: without it the proxy
+   * leaves /api/show alone.
+   */
+  advertisedContext?(model: string, trainedContext: number, runsAt: ContextRun): number | null;
   /** Loaded models with size, idle time and pin state; replays the latest list. */
   readonly models$: Observable<LoadedModel[]>;
   readonly actions$: Observable<GovernorAction>;

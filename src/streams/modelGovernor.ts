@@ -36,7 +36,7 @@ import type { LoadedModel, MemorySample, PressureChange } from '../model.js';
 import { idleTimeoutOf, idleUnload, type IdleUnloadDecision, type ModelActivity } from '../operators/idleUnload.js';
 import { planBudget, type BudgetModel } from '../operators/lruBudget.js';
 import { factsWithTag, planAdmission, type AdmissionPlan, type AdmitPlan } from '../operators/models/admissionPlan.js';
-import { effectiveIdleConfig, isPinned, keepAliveFor, modelBudgetBytes } from '../operators/models/governorPolicy.js';
+import { effectiveIdleConfig, isPinned, keepAliveFor, modelBudgetBytes, perModelOf } from '../operators/models/governorPolicy.js';
 import { estimateModelMemory, SizeCorrection, splitMapped, weightsBytes } from '../operators/models/modelMemory.js';
 import { normalizeModelName } from '../operators/models/quantization.js';
 import { presetFor } from '../operators/pressureThresholds.js';
@@ -46,6 +46,7 @@ import {
   GovernorError,
   type Admission,
   type AdmissionRequest,
+  type ContextRun,
   type GovernorAction,
   type ModelEndpoint,
   type ModelGovernor,
@@ -95,8 +96,9 @@ export interface WarmUpResult {
 
 export interface WarmUpOptions {
   /**
-   * The endpoint the model's real clients will use, so it is loaded the way they will need it
-   * (default `openai-chat`, Meetily's: the server's default num_ctx; a native endpoint gets a sized one).
+   * The endpoint the model's real clients will use, so it is loaded the way they will need it.
+   * Default: Meetily's `/v1/chat/completions` as the proxy will send it: `chat` (a sized num_ctx)
+   * while `proxy.openAiChat` is "translate", `openai-chat` (the server's default num_ctx) when "forward".
    */
   endpoint?: ModelEndpoint;
 }
@@ -162,6 +164,24 @@ const UNLOAD_RETRY_MS = 5_000;
 const MAX_EVICTION_ROUNDS = 3;
 
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** Smallest context ever advertised: below it no prompt and answer fit anyway. */
+const MIN_ADVERTISED_CONTEXT = 512;
+
+/**
+ * The context a client should size its prompts by (what the proxy puts in
+ * `/api/show`): the num_ctx its requests will run at (governed: the model's
+ * `maxContext`, else `models.maxContext`; at the server default:
+ * `models.serverContextLength`; never beyond the trained context), minus
+ * `answerReserveTokens`; at least 512, never above the trained context.
+ * A prompt of that size plus the reserve is exactly what the governor sizes
+ * num_ctx for, so every such request fits, and at the same num_ctx.
+ */
+export function advertisedContextOf(models: ModelsConfig, model: string, trainedContext: number, runsAt: ContextRun): number {
+  const runs = runsAt === 'governed' ? (perModelOf(models, normalizeModelName(model))?.maxContext ?? models.maxContext) : models.serverContextLength;
+  const context = Math.min(runs, trainedContext) - models.answerReserveTokens;
+  return Math.min(trainedContext, Math.max(MIN_ADVERTISED_CONTEXT, context));
+}
 
 export function createModelGovernor(options: ModelGovernorOptions): ModelGovernorHandle {
   const { api } = options;
@@ -803,6 +823,9 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
       deferral = next === null ? null : { reason: next.reason, retryAfterMs: Math.max(0, next.retryAfterMs), sinceMs: deferral?.sinceMs ?? now() };
     },
     optionalDeferral: () => (stopped ? null : deferral),
+    // Observe-only changes nothing, /api/show answers included.
+    advertisedContext: (model: string, trainedContext: number, runsAt: ContextRun) =>
+      stopped || !config || observeOnly() || !(trainedContext > 0) ? null : advertisedContextOf(config.models, model, trainedContext, runsAt),
     async unload(name: string) {
       const model = normalizeModelName(name);
       const entry = entries.get(model);
@@ -827,7 +850,9 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
       const results: WarmUpResult[] = [];
       for (const model of list) {
         try {
-          const admission = await admit({ model, endpoint: warmOptions.endpoint ?? 'openai-chat', promptTokens: 0 });
+          // Warmed the way Meetily's requests will arrive, so the first one does not reload it at another num_ctx.
+          const meetilyEndpoint: ModelEndpoint = config?.proxy.openAiChat === 'forward' ? 'openai-chat' : 'chat';
+          const admission = await admit({ model, endpoint: warmOptions.endpoint ?? meetilyEndpoint, promptTokens: 0 });
           try {
             if (!observeOnly()) {
               await api.preload(admission.model, { numCtx: admission.numCtx, keepAlive: admission.keepAlive, useMmap: models()?.useMmap ?? true });

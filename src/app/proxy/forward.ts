@@ -25,12 +25,20 @@
  * - an answer cut mid-stream ends, on a line boundary of an NDJSON/SSE
  *   stream, with an `{"error": ...}` line like Ollama's own mid-stream
  *   errors, so clients see why; otherwise the connection is cut.
+ *
+ * A request may go to another upstream path than the client's
+ * (`upstreamPath`) and have its answer rewritten (`transformResponse`, e.g.
+ * /api/chat's answer into the /v1 one the client asked for): streamed
+ * through a Transform (headers sent at once, no length), or buffered up to a
+ * bound and rewritten whole (past the bound, passed through unchanged).
+ * Retries, timeouts, disconnects and `onDone` work the same either way.
  */
-import { request as httpRequest, type Agent, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request as httpRequest, type Agent, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Transform } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { formatDuration } from '../units.js';
-import { proxyErrorBody, sendProxyError } from './errorReply.js';
+import { proxyErrorBody, sendProxyError, type ProxyErrorReply } from './errorReply.js';
 
 export interface ForwardOutcome {
   ok: boolean;
@@ -45,6 +53,10 @@ export interface ForwardOptions {
   body?: Buffer;
   /** Extra response headers (e.g. `x-memtide-*`). */
   responseHeaders?: ReadonlyArray<[string, string]>;
+  /** Path (with query) to request upstream instead of the client's. */
+  upstreamPath?: string;
+  /** How to rewrite the answer, decided when its status and headers arrive; null (or absent) passes it through. */
+  transformResponse?(head: UpstreamHead): ResponseTransform | null;
   /** Shape of the proxy's own 502 (OpenAI on /v1/*). */
   openAi: boolean;
   /** Retries and timeouts; missing fields take {@link DEFAULT_UPSTREAM_POLICY}. */
@@ -53,6 +65,39 @@ export interface ForwardOptions {
   onRetry?(notice: RetryNotice): void;
   onDone(outcome: ForwardOutcome): void;
 }
+
+/** The upstream answer's status and headers, before its body. */
+export interface UpstreamHead {
+  status: number;
+  headers: IncomingHttpHeaders;
+}
+
+/** An answer rewritten as it streams: headers at once (without Content-Length), the body piped through `body`. */
+export interface StreamTransform {
+  kind: 'stream';
+  /** Set on the upstream's headers, replacing those of the same name. */
+  headers: ReadonlyArray<[string, string]>;
+  body: Transform;
+  /** The upstream was cut mid-answer: end the client's copy with this error, in the transformed shape. */
+  fail(reply: ProxyErrorReply): void;
+}
+
+/** An answer read whole (up to `limitBytes`, else passed through), then rewritten. */
+export interface BufferTransform {
+  kind: 'buffer';
+  limitBytes: number;
+  /** The answer to send instead; null passes the upstream's through unchanged. */
+  rewrite(body: Buffer): RewrittenAnswer | null;
+}
+
+export interface RewrittenAnswer {
+  status: number;
+  /** Set on the upstream's headers, replacing those of the same name; Content-Length is computed. */
+  headers: ReadonlyArray<[string, string]>;
+  body: Buffer;
+}
+
+export type ResponseTransform = StreamTransform | BufferTransform;
 
 /** How the proxy deals with an upstream that is down or slow. */
 export interface UpstreamPolicy {
@@ -155,6 +200,15 @@ function responseHeaders(upstream: IncomingMessage, extra: ReadonlyArray<[string
   return out;
 }
 
+/** `raw` (a raw header list) without Content-Length and the headers `replaced` sets, then those. */
+function replaceHeaders(raw: readonly string[], replaced: ReadonlyArray<[string, string]>): string[] {
+  const names = new Set(['content-length', ...replaced.map(([name]) => name.toLowerCase())]);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (!names.has((raw[i] as string).toLowerCase())) out.push(raw[i] as string, raw[i + 1] as string);
+  for (const [name, value] of replaced) out.push(name, value);
+  return out;
+}
+
 /** Streamed answers whose lines may carry an `{"error": ...}` object under status 200. */
 const STREAM_TYPES = /^(application\/x-ndjson|text\/event-stream)/i;
 const ERROR_LINE = /^(?:data: ?)?(\{"error"\s*:.*)$/m;
@@ -242,7 +296,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, options: Forw
       hostname: upstream.hostname.replace(/^\[|\]$/g, ''),
       port: upstream.port || (upstream.protocol === 'https:' ? 443 : 80),
       method: req.method,
-      path: basePath + (req.url ?? '/'),
+      path: basePath + (options.upstreamPath ?? req.url ?? '/'),
       headers: requestHeaders(req, upstream, body),
       agent: options.agent,
     });
@@ -321,9 +375,10 @@ export function forward(req: IncomingMessage, res: ServerResponse, options: Forw
     responded = true;
     stillWaiting(); // re-armed by every chunk: the upstream may pause, not go silent
     const status = upRes.statusCode ?? 502;
-    res.writeHead(status, upRes.statusMessage, responseHeaders(upRes, options.responseHeaders ?? []));
+    const headers = responseHeaders(upRes, options.responseHeaders ?? []);
+    // A compressed answer cannot be read: it passes through as it is.
+    const transform = upRes.headers['content-encoding'] === undefined ? (options.transformResponse?.({ status, headers: upRes.headers }) ?? null) : null;
     const streamed = upRes.headers['content-length'] === undefined;
-    if (streamed) res.flushHeaders();
     const lineStream = streamed && STREAM_TYPES.test(upRes.headers['content-type'] ?? '') && upRes.headers['content-encoding'] === undefined;
     const errorOf = status >= 400 ? errorBodyWatcher(upRes, status) : lineStream ? errorLineWatcher(upRes) : () => undefined;
     /** The client's copy ends on a line boundary (an error line can follow). */
@@ -332,7 +387,20 @@ export function forward(req: IncomingMessage, res: ServerResponse, options: Forw
       stillWaiting();
       if (chunk.length > 0) atLineEnd = chunk[chunk.length - 1] === 0x0a;
     });
-    upRes.pipe(res);
+    const passThrough = () => {
+      res.writeHead(status, upRes.statusMessage, headers);
+      if (streamed) res.flushHeaders();
+    };
+    if (!transform) {
+      passThrough();
+      upRes.pipe(res);
+    } else if (transform.kind === 'stream') {
+      res.writeHead(status, replaceHeaders(headers, transform.headers));
+      res.flushHeaders();
+      upRes.pipe(transform.body).pipe(res);
+    } else {
+      readWhole(upRes, transform, passThrough);
+    }
     upRes.on('end', () => {
       clearTimeout(waitTimer);
       const error = errorOf();
@@ -346,11 +414,21 @@ export function forward(req: IncomingMessage, res: ServerResponse, options: Forw
         silent !== null
           ? `upstream ${upstream.origin} sent nothing for ${formatDuration(silent)} mid-answer (proxy.upstreamTimeoutMs)`
           : `upstream ${upstream.origin} connection lost mid-answer`;
-      if (!clientGone && lineStream && atLineEnd && !res.writableEnded) {
+      const reply: ProxyErrorReply = { status: silent !== null ? 504 : 502, message: error, code: silent !== null ? 'MEMTIDE_ERR_UPSTREAM_TIMEOUT' : 'MEMTIDE_ERR_UPSTREAM' };
+      if (clientGone) {
+        res.destroy();
+      } else if (res.writableEnded) {
+        // already complete (a transform that ended its copy early, e.g. on an error line)
+      } else if (transform?.kind === 'stream') {
+        // The transform drops an unfinished line and ends with an error in its own shape.
+        upRes.unpipe(transform.body);
+        transform.fail(reply);
+      } else if (transform?.kind === 'buffer' && !res.headersSent) {
+        sendProxyError(res, reply, openAi);
+      } else if (lineStream && atLineEnd) {
         // Like Ollama's own mid-stream failures: a last {"error": ...} line, so the client knows why.
         upRes.unpipe(res);
-        const code = silent !== null ? 'MEMTIDE_ERR_UPSTREAM_TIMEOUT' : 'MEMTIDE_ERR_UPSTREAM';
-        res.end(`${JSON.stringify(proxyErrorBody({ status: silent !== null ? 504 : 502, message: error, code }, openAi))}\n`);
+        res.end(`${JSON.stringify(proxyErrorBody(reply, openAi))}\n`);
       } else {
         res.destroy();
       }
@@ -358,6 +436,41 @@ export function forward(req: IncomingMessage, res: ServerResponse, options: Forw
     };
     upRes.on('error', lost);
     upRes.on('close', lost);
+  };
+
+  /** Reads the answer whole and sends the rewrite; past the limit (or with no rewrite), the upstream's answer as it is. */
+  const readWhole = (upRes: IncomingMessage, transform: BufferTransform, passThrough: () => void) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let overflowed = false;
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size <= transform.limitBytes) return;
+      overflowed = true;
+      upRes.off('data', onData);
+      passThrough();
+      for (const held of chunks.splice(0)) res.write(held);
+      upRes.pipe(res);
+    };
+    upRes.on('data', onData);
+    upRes.on('end', () => {
+      if (overflowed || clientGone || res.headersSent) return;
+      const body = Buffer.concat(chunks);
+      let rewritten: RewrittenAnswer | null;
+      try {
+        rewritten = transform.rewrite(body);
+      } catch {
+        rewritten = null; // a rewrite that cannot read the answer leaves it alone
+      }
+      if (!rewritten) {
+        passThrough();
+        res.end(body);
+        return;
+      }
+      res.writeHead(rewritten.status, replaceHeaders(responseHeaders(upRes, options.responseHeaders ?? []), [...rewritten.headers, ['Content-Length', String(rewritten.body.length)]]));
+      res.end(rewritten.body);
+    });
   };
 
   send(0);

@@ -18,6 +18,8 @@ export const proxySettingsOf = (config: MemtideConfig): ProxySettings => ({
   upstreamRetries: config.proxy.upstreamRetries,
   retryBackoffMs: config.proxy.retryBackoffMs,
   upstreamTimeoutMs: config.proxy.upstreamTimeoutMs,
+  openAiChat: config.proxy.openAiChat,
+  advertiseContext: config.proxy.advertiseContext,
 });
 
 /** The upstream policy part of the settings, as `forward()` takes it. */
@@ -32,7 +34,9 @@ const sameSettings = (a: ProxySettings, b: ProxySettings) =>
   a.useMmap === b.useMmap &&
   a.upstreamRetries === b.upstreamRetries &&
   a.retryBackoffMs === b.retryBackoffMs &&
-  a.upstreamTimeoutMs === b.upstreamTimeoutMs;
+  a.upstreamTimeoutMs === b.upstreamTimeoutMs &&
+  a.openAiChat === b.openAiChat &&
+  a.advertiseContext === b.advertiseContext;
 
 export interface ProxyFromConfigOptions {
   /** The live config (`memtide.config$`); its first value decides the listen address and upstream. */

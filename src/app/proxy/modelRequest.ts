@@ -10,9 +10,15 @@
  *   `use_mmap`): everything is injected.
  * - Ollama's OpenAI layer (`/v1/chat/completions`, `/v1/completions`,
  *   `/v1/embeddings`) maps `model` but has no `keep_alive` and no `options`
- *   (openai/openai.go `ChatCompletionRequest` / `FromChatRequest`): only the
- *   model is rewritten; the runner gets Ollama's default context and
- *   keep-alive, and the governor's explicit unload bounds its lifetime.
+ *   (openai/openai.go `ChatCompletionRequest` / `FromChatRequest`). So with
+ *   `proxy.openAiChat: "translate"` (the default) the proxy turns
+ *   `/v1/chat/completions` into the `/api/chat` request Ollama's layer would
+ *   have made (src/app/proxy/openAiChatRequest.ts) and it is admitted and
+ *   rewritten here as `chat`: everything is injected. What is still sent to
+ *   `/v1/*` (the other two, untranslatable chat requests, `openAiChat:
+ *   "forward"`) only gets its model rewritten; the runner gets Ollama's
+ *   default context and keep-alive, and the governor's explicit unload
+ *   bounds its lifetime.
  */
 import type { Admission, AdmissionRequest, ModelEndpoint } from '../../streams/governorApi.js';
 import { spliceJson, type JsonChange } from './jsonSplice.js';

@@ -10,6 +10,14 @@
  * are answered 503 + Retry-After while the coordinator has live summaries
  * disabled (`optionalDeferral`, by default the governor's).
  *
+ * Meetily's `POST /v1/chat/completions` is translated to `/api/chat` when
+ * `openAiChat` is "translate" (src/app/proxy/openAiChatRequest.ts,
+ * openAiChatResponse.ts): admitted as a `chat` request, so the governor sizes
+ * its `num_ctx` and `keep_alive`, which Ollama's OpenAI layer has no place
+ * for; the answer is translated back. `POST /api/show` answers advertise the
+ * context the model really runs at (`advertiseContext`,
+ * src/app/proxy/showContext.ts). See docs/proxy.md, "Meetily's /v1 requests".
+ *
  * Upstream retries and timeouts (`upstreamRetries`, `retryBackoffMs`,
  * `upstreamTimeoutMs`) are live settings too: each request is forwarded with
  * the latest ones (src/app/proxy/forward.ts, docs/reliability.md).
@@ -26,7 +34,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Observable, Subscription } from 'rxjs';
 import { silentLogger, type Logger } from '../../sinks/logger.js';
-import { GovernorError, type Admission, type ModelEndpoint, type ModelGovernor, type OptionalDeferral } from '../../streams/governorApi.js';
+import { GovernorError, type Admission, type ContextRun, type ModelEndpoint, type ModelGovernor, type OptionalDeferral } from '../../streams/governorApi.js';
 import { HttpError, answerUnparsable, readBody } from '../http.js';
 import { hasToken } from '../token.js';
 import { rawProxyError, sendProxyError } from './errorReply.js';
@@ -34,7 +42,10 @@ import { forward, type ForwardOptions, type ForwardOutcome, type UpstreamPolicy 
 import { parseJsonBody } from './jsonBody.js';
 import { isLoopbackHost, parseUpstream, type ListenAddress } from './listen.js';
 import { ModelRequestError, admissionRequestOf, bodyChangesOf, isOpenAiEndpoint, modelEndpointOf, rewriteBody, rewriteBodyBytes } from './modelRequest.js';
+import { translateChatRequest, type Untranslatable } from './openAiChatRequest.js';
+import { chatResponseTransform } from './openAiChatResponse.js';
 import { deferredReply, priorityOf } from './priority.js';
+import { showContextTransform, showModelOf } from './showContext.js';
 
 /**
  * Settings that may change while the proxy runs (the rest needs a restart).
@@ -46,6 +57,23 @@ export interface ProxySettings extends Partial<Pick<UpstreamPolicy, 'upstreamRet
   bodyLimitBytes: number;
   /** false: inject `options.use_mmap: false` on native endpoints. */
   useMmap?: boolean;
+  /**
+   * `/v1/chat/completions`: "translate" to `/api/chat` (num_ctx and keep_alive
+   * injected), or "forward" as it is. Absent: "forward" (a proxy started by
+   * hand changes nothing it was not asked to; the config's default is "translate").
+   */
+  openAiChat?: OpenAiChatMode;
+  /** Rewrite `/api/show`'s context length to the one the model runs at (needs a governor). Absent: false. */
+  advertiseContext?: boolean;
+}
+
+export type OpenAiChatMode = 'translate' | 'forward';
+
+/** What happened to `/v1/chat/completions` requests with `openAiChat: "translate"`. */
+export interface TranslationCounts {
+  translated: number;
+  /** Forwarded untranslated, by reason code (src/app/proxy/openAiChatRequest.ts `Untranslatable`). */
+  forwarded: Partial<Record<Untranslatable['code'], number>>;
 }
 
 export interface StartProxyOptions {
@@ -69,6 +97,8 @@ export interface ProxyHandle {
   readonly url: string;
   /** Requests being forwarded now. */
   inFlight(): number;
+  /** `/v1/chat/completions` requests translated, and those forwarded as they were (why). */
+  translations(): TranslationCounts;
   /** Stops listening, aborts in-flight requests upstream (releasing their admissions). */
   close(): Promise<void>;
 }
@@ -93,9 +123,9 @@ function hostHeaderIsLoopback(header: string | undefined): boolean {
 }
 
 /** `x-memtide-*` headers saying what the governor changed (only when it changed something). */
-function admissionHeaders(body: Record<string, unknown>, rewritten: Record<string, unknown> | null, endpoint: ModelEndpoint): Array<[string, string]> {
-  if (!rewritten) return [];
-  const headers: Array<[string, string]> = [];
+function admissionHeaders(body: Record<string, unknown>, rewritten: Record<string, unknown> | null, endpoint: ModelEndpoint, translated: boolean): Array<[string, string]> {
+  const headers: Array<[string, string]> = translated ? [['X-Memtide-Translated', 'api/chat']] : [];
+  if (!rewritten) return headers;
   if (rewritten.model !== body.model) headers.push(['X-Memtide-Model', String(rewritten.model)]);
   if (!isOpenAiEndpoint(endpoint)) {
     const options = rewritten.options as Record<string, unknown> | undefined;
@@ -130,13 +160,14 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
       ? new HttpsAgent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, scheduling: 'lifo' })
       : new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, scheduling: 'lifo' });
   let active = 0;
+  const translations: TranslationCounts = { translated: 0, forwarded: {} };
 
   /** Forwards with the latest settings (hot reload applies to the next request), counting it in flight. */
   const send = (
     req: IncomingMessage,
     res: ServerResponse,
     openAi: boolean,
-    extra: Pick<ForwardOptions, 'body' | 'responseHeaders'> = {},
+    extra: Pick<ForwardOptions, 'body' | 'responseHeaders' | 'upstreamPath' | 'transformResponse'> = {},
     then?: (outcome: ForwardOutcome) => void,
   ): void => {
     active += 1;
@@ -154,9 +185,10 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
     });
   };
 
-  /** A model request: read, parse, admit, rewrite, forward, release. */
-  const handleModel = async (req: IncomingMessage, res: ServerResponse, endpoint: ModelEndpoint, gov: ModelGovernor): Promise<void> => {
-    const openAi = isOpenAiEndpoint(endpoint);
+  /** A model request: read, parse, (translate,) admit, rewrite, forward, release. */
+  const handleModel = async (req: IncomingMessage, res: ServerResponse, clientEndpoint: ModelEndpoint, gov: ModelGovernor): Promise<void> => {
+    const openAi = isOpenAiEndpoint(clientEndpoint);
+    let endpoint = clientEndpoint;
     let bytes: Buffer;
     try {
       bytes = await readBody(req, settings.bodyLimitBytes);
@@ -172,8 +204,25 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
       return;
     }
     let request: ReturnType<typeof admissionRequestOf>;
+    let body = parsed.value;
+    /** How a translated request goes upstream and comes back. */
+    let translation: Pick<ForwardOptions, 'upstreamPath' | 'transformResponse'> | null = null;
     try {
-      request = admissionRequestOf(parsed.value, endpoint);
+      const translate = endpoint === 'openai-chat' && settings.openAiChat === 'translate' && admissionRequestOf(body, endpoint) !== null;
+      const result = translate ? translateChatRequest(body as Record<string, unknown>, bytes) : null;
+      if (result?.translated) {
+        // Admitted, rewritten and forwarded as the /api/chat request it now is.
+        translations.translated += 1;
+        endpoint = 'chat';
+        bytes = result.bytes;
+        body = result.body;
+        const query = req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+        translation = { upstreamPath: `/api/chat${query}`, transformResponse: chatResponseTransform({ stream: result.stream, includeUsage: result.includeUsage }) };
+      } else if (result) {
+        translations.forwarded[result.why.code] = (translations.forwarded[result.why.code] ?? 0) + 1;
+        logger.debug(`proxy: ${req.method} ${req.url} forwarded to /v1 untranslated: ${result.why.detail}`);
+      }
+      request = admissionRequestOf(body, endpoint);
     } catch (error) {
       const field = error instanceof ModelRequestError ? error.field : undefined;
       sendProxyError(res, { status: 400, message: (error as Error).message, code: 'MEMTIDE_ERR_BAD_FIELD', ...(field ? { field } : {}) }, openAi);
@@ -231,16 +280,34 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
       return;
     }
     try {
-      const body = parsed.value as Record<string, unknown>;
+      const json = body as Record<string, unknown>;
       const rewrite = settings.useMmap === false ? { useMmap: false } : {};
-      const changes = bodyChangesOf(body, endpoint, admission, rewrite);
+      const changes = bodyChangesOf(json, endpoint, admission, rewrite);
       // Spliced into the client's bytes, never re-serialised: numbers and spellings reach Ollama as written.
       const forwarded = changes ? rewriteBodyBytes(bytes, changes) : bytes;
-      send(req, res, openAi, { body: forwarded, responseHeaders: admissionHeaders(body, rewriteBody(body, endpoint, admission, rewrite), endpoint) }, release);
+      const responseHeaders = admissionHeaders(json, rewriteBody(json, endpoint, admission, rewrite), endpoint, translation !== null);
+      send(req, res, openAi, { body: forwarded, responseHeaders, ...translation }, release);
     } catch (error) {
       release({ ok: false, error: String(error) });
       throw error;
     }
+  };
+
+  /** `POST /api/show`: forwarded, its answer's context length rewritten to the one the model runs at. */
+  const handleShow = async (req: IncomingMessage, res: ServerResponse, gov: ModelGovernor): Promise<void> => {
+    let bytes: Buffer;
+    try {
+      bytes = await readBody(req, settings.bodyLimitBytes);
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 400;
+      sendProxyError(res, { status, message: (error as Error).message, code: error instanceof HttpError ? error.code : 'MEMTIDE_ERR_BODY' }, false);
+      return;
+    }
+    const parsed = parseJsonBody(bytes);
+    const model = parsed.ok ? showModelOf(parsed.value) : null;
+    // Translated /v1 chat runs at the governed num_ctx; forwarded /v1 at the server's default (what Meetily gets).
+    const runsAt: ContextRun = settings.openAiChat === 'translate' ? 'governed' : 'server-default';
+    send(req, res, false, { body: bytes, ...(model ? { transformResponse: showContextTransform(gov, model, runsAt) } : {}) });
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -284,6 +351,13 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
       sendProxyError(res, deferredReply(deferral), openAi);
       return;
     }
+    if (req.method === 'POST' && pathname === '/api/show' && governor?.advertisedContext && settings.advertiseContext === true) {
+      handleShow(req, res, governor).catch((error: unknown) => {
+        logger.error(`proxy: ${req.method} ${pathname} failed: ${String(error)}`);
+        sendProxyError(res, { status: 500, message: String(error), code: 'MEMTIDE_ERR_INTERNAL' }, false);
+      });
+      return;
+    }
     if (!endpoint || !governor) {
       send(req, res, openAi);
       return;
@@ -312,6 +386,7 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyHandl
   return {
     url: `http://${host}:${address.port}`,
     inFlight: () => active,
+    translations: () => ({ translated: translations.translated, forwarded: { ...translations.forwarded } }),
     close() {
       closing ??= new Promise<void>((resolve) => {
         subscription?.unsubscribe();

@@ -75,7 +75,7 @@ export const modelsSchema = z
       .min(256)
       .default(4096)
       .describe(
-        "num_ctx Ollama gives a request that sets none (its OLLAMA_CONTEXT_LENGTH: 4096 since Ollama 0.6, 2048 before). /v1/* requests always get it: the OpenAI layer takes no options.",
+        "num_ctx Ollama gives a request that sets none (its OLLAMA_CONTEXT_LENGTH: 4096 since Ollama 0.6, 2048 before). /v1/* requests forwarded as they are get it (the OpenAI layer takes no options): /v1/completions, /v1/embeddings, and /v1/chat/completions with proxy.openAiChat: forward or when a request cannot be translated. Translated /v1/chat/completions requests get a sized num_ctx like /api/chat.",
       ),
     answerReserveTokens: z
       .number()

@@ -2,8 +2,8 @@
  * Config section `proxy`: the Ollama-compatible proxy Meetily points at
  * (docs/proxy.md). It forwards to the Ollama server of `models.upstream`, the
  * one the governor watches: one setting, so the two can never disagree.
- * `bodyLimitBytes` and the upstream retry/timeout settings are
- * hot-reloadable; the listen address needs a restart.
+ * `bodyLimitBytes`, the upstream retry/timeout settings, `openAiChat` and
+ * `advertiseContext` are hot-reloadable; the listen address needs a restart.
  */
 import { z } from 'zod';
 import { isLoopbackHost, parseListen } from '../proxy/listen.js';
@@ -36,6 +36,18 @@ export const proxySchema = z
     upstreamTimeoutMs: duration(
       'Longest silence of the upstream (before its answer starts, or between two chunks) before the request is cancelled with 504; 0 waits forever. A non-streamed answer starts only when it is complete.',
     ).prefault('10m'),
+    openAiChat: z
+      .enum(['translate', 'forward'])
+      .default('translate')
+      .describe(
+        "POST /v1/chat/completions (Meetily's only model request): translate: sent to Ollama as /api/chat (and its answer translated back), so the governor sizes num_ctx and keep_alive, which Ollama's OpenAI layer ignores (it runs every /v1 request at models.serverContextLength and silently truncates longer prompts); requests it cannot translate exactly (n > 1, logprobs, unknown content parts) are forwarded as they are. forward: always pass /v1 through byte for byte.",
+      ),
+    advertiseContext: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Rewrite the context length in /api/show answers (model_info[\"<arch>.context_length\"]) to the one the model really runs at minus models.answerReserveTokens (the trained value stays as memtide.trained_context_length). Meetily cuts transcripts to that size, so its chunks then fit instead of being truncated. With openAiChat: forward, that is models.serverContextLength. Needs the governor; off in observe-only mode.",
+      ),
   })
   .superRefine((proxy, ctx) => {
     const parsed = parseListen(proxy.listen);
@@ -47,6 +59,6 @@ export const proxySchema = z
       });
     }
   })
-  .describe('Ollama-compatible proxy: listen address, body limit, remote access, upstream retries and timeout.')
+  .describe('Ollama-compatible proxy: listen address, body limit, remote access, upstream retries and timeout, /v1 chat translation, /api/show context.')
   .prefault({});
 export type ProxyConfig = z.output<typeof proxySchema>;

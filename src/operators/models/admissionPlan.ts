@@ -30,7 +30,7 @@ export interface PlannedModel {
 /** The parts of an `AdmissionRequest` (src/streams/governorApi.ts) planning reads. */
 export interface PlannedRequest {
   model: string;
-  /** `openai-*` endpoints take no options and no keep_alive. */
+  /** `openai-*` endpoints take no options and no keep_alive (a translated /v1 chat request comes as `chat`). */
   endpoint: string;
   promptTokens: number;
   requestedNumCtx?: number | undefined;
@@ -146,7 +146,9 @@ export function planAdmission(input: AdmissionPlanInput): AdmissionPlan {
   const tracked = models.find((m) => m.name === target);
   const loaded = knownModel(models, target);
 
-  // Context size. /v1/* runs at the server's default num_ctx, whatever we would choose.
+  // Context size. A request that reaches Ollama as /v1/* runs at the server's default num_ctx, whatever we
+  // would choose. The proxy translates /v1/chat/completions to /api/chat (proxy.openAiChat), so those
+  // arrive here as `chat` and are sized like native ones; what is still `openai-*` is forwarded as it is.
   const serverDefaultCtx = Math.min(cfg.serverContextLength, facts?.contextLength ?? Infinity);
   let numCtx: number | null = null;
   let inject: number | null = null;
