@@ -1,4 +1,4 @@
-import { from, NEVER, Observable, Subject, tap, type ObservableInput } from 'rxjs';
+import { BehaviorSubject, from, NEVER, Observable, Subject, tap, type ObservableInput } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { AudioChunk, PressureChange, PressureLevel } from '../src/model.js';
@@ -467,5 +467,117 @@ describe('transcribeBounded (marbles)', () => {
       .subscribe({ error: (e: unknown) => errors.push(e) });
     expect(subscribed).toBe(false);
     expect(errors).toEqual([new Error('p')]);
+  });
+  describe('batch hold (hooks.hold$)', () => {
+    const H = { f: false, t: true };
+
+    it('held: the chunk in flight finishes and is emitted, the model is unloaded once idle, nothing starts until released', () => {
+      testScheduler.run(({ cold, hot, expectObservable, expectSubscriptions }) => {
+        const hold$ = hot('    f-t-------f---', H);
+        const source = cold('  (ab|)', { a: chunk(0), b: chunk(1) });
+        const work = { 0: cold('---(r|)', { r: { text: 't0' } }), 1: cold('---(r|)', { r: { text: 't1' } }) };
+        const { transcriber, unloads } = fake(work, () => testScheduler.now());
+        // a runs 0-3; held at 2: a finishes (out at 3), the transcriber is idle -> unload at 3; released at 10 -> b 10-13
+        expectObservable(source.pipe(transcribeBounded(transcriber, cfg(1, 2), undefined, { hold$ }, testScheduler))).toBe('---A---------(B|)', {
+          A: out(0, 3),
+          B: out(1, 3),
+        });
+        expectSubscriptions(work[0].subscriptions).toBe('^--!');
+        expectSubscriptions(work[1].subscriptions).toBe('----------^--!');
+        expectSubscriptions(hold$.subscriptions).toBe('^------------!');
+        testScheduler.flush();
+        expect(unloads).toEqual([3]);
+      });
+    });
+
+    it('held from the start: no demand is announced (a pull source reads nothing) until released; then in order', () => {
+      testScheduler.run(({ cold, expectObservable }) => {
+        const hold$ = new BehaviorSubject(true);
+        testScheduler.schedule(() => hold$.next(false), 6);
+        const chunks = [chunk(0), chunk(1), chunk(2, { last: true })];
+        const demand = new Subject<number>();
+        const reads: number[] = [];
+        let next = 0;
+        const source = new Observable<AudioChunk>((subscriber) => {
+          const s = demand.subscribe({
+            next: (n) => {
+              for (let i = 0; i < n && next < chunks.length; i += 1) {
+                reads.push(testScheduler.now());
+                subscriber.next(chunks[next]!);
+                next += 1;
+              }
+              if (next === chunks.length) subscriber.complete();
+            },
+            error: (e: unknown) => subscriber.error(e),
+          });
+          return () => s.unsubscribe();
+        });
+        const work = Object.fromEntries(chunks.map((c) => [c.index, cold('--(r|)', { r: { text: `t${c.index}` } })]));
+        const { transcriber, unloads } = fake(work, () => testScheduler.now());
+        const demands: Array<[number, number]> = [];
+        const hooks = { hold$, onDemand: (n: number) => (demands.push([testScheduler.now(), n]), demand.next(n)) };
+        expectObservable(source.pipe(transcribeBounded(transcriber, cfg(1, 2), undefined, hooks, testScheduler))).toBe('--------A-B-(C|)', {
+          A: out(0, 2),
+          B: out(1, 2),
+          C: out(2, 2, { last: true }),
+        });
+        testScheduler.flush();
+        expect(demands[0]).toEqual([6, 2]);
+        expect(reads.every((t) => t >= 6)).toBe(true);
+        // nothing was loaded, but the (idle) transcriber is asked to unload at once, as at critical pressure
+        expect(unloads).toEqual([0]);
+      });
+    });
+
+    it('holding and releasing repeatedly keeps every chunk once, in order; the model is unloaded at each idle hold', () => {
+      testScheduler.run(({ cold, hot, expectObservable }) => {
+        const hold$ = hot('    -t-f-t-f-t-f--', H);
+        const source = cold('  (abc|)', { a: chunk(0), b: chunk(1), c: chunk(2) });
+        const w = (i: number) => cold('--(r|)', { r: { text: `t${i}` } });
+        const { transcriber, unloads } = fake({ 0: w(0), 1: w(1), 2: w(2) }, () => testScheduler.now());
+        // a 0-2 (held at 1: finishes) -> released 3: b 3-5 (held at 5, b done at 5) -> released 7: c 7-9
+        expectObservable(source.pipe(transcribeBounded(transcriber, cfg(1, 3), undefined, { hold$ }, testScheduler))).toBe('--A--B---(C|)', {
+          A: out(0, 2),
+          B: out(1, 2),
+          C: out(2, 2),
+        });
+        testScheduler.flush();
+        expect(unloads).toEqual([2, 5]);
+      });
+    });
+
+    it('a hold and critical pressure together unload once; release under critical (criticalConcurrency 0) still waits for recovery', () => {
+      testScheduler.run(({ cold, hot, expectObservable }) => {
+        const hold$ = hot('    -t---f-----', H);
+        const pressure$ = hot(' --c-----l--', P);
+        const source = cold('  (ab|)', { a: chunk(0), b: chunk(1) });
+        const w = (i: number) => cold('-(r|)', { r: { text: `t${i}` } });
+        const { transcriber, unloads } = fake({ 0: w(0), 1: w(1) }, () => testScheduler.now());
+        expectObservable(source.pipe(transcribeBounded(transcriber, cfg(1, 2), pressure$, { hold$ }, testScheduler))).toBe('-A-------(B|)', {
+          A: out(0, 1),
+          B: out(1, 1),
+        });
+        testScheduler.flush();
+        expect(unloads).toEqual([1]);
+      });
+    });
+
+    it('an error of hold$ errors the stream and cancels the work; unsubscribing drops hold$', () => {
+      testScheduler.run(({ cold, hot, expectObservable, expectSubscriptions }) => {
+        const hold$ = hot('    f--#', H, new Error('hold feed died'));
+        const source = cold('  a-------', { a: chunk(0) });
+        const w0 = cold('      ------(r|)', { r: { text: 't0' } });
+        const { transcriber } = fake({ 0: w0 }, () => testScheduler.now());
+        expectObservable(source.pipe(transcribeBounded(transcriber, cfg(1, 1), undefined, { hold$ }, testScheduler))).toBe('---#', undefined, new Error('hold feed died'));
+        expectSubscriptions(source.subscriptions).toBe('^--!');
+        expectSubscriptions(w0.subscriptions).toBe('^--!');
+        expectSubscriptions(hold$.subscriptions).toBe('^--!');
+        const held = hot('     t-------', H);
+        const other = cold('   a-------', { a: chunk(0) });
+        expectObservable(other.pipe(transcribeBounded(transcriber, cfg(1, 1), undefined, { hold$: held }, testScheduler)), '^---!').toBe('-----');
+        expectSubscriptions(held.subscriptions).toBe('^---!');
+        expectSubscriptions(other.subscriptions).toBe('^---!');
+      });
+    });
   });
 });

@@ -15,7 +15,7 @@ export type ActionSource = 'coordinator' | 'governor';
 export interface ActionEntry {
   atMs: number;
   source: ActionSource;
-  /** e.g. `unload-idle-models`, `shrink-caches`, `cap-model-budget`; governor: `unload`, `load`, `hold`, ... */
+  /** e.g. `unload-idle-models`, `shrink-caches`, `cap-model-budget`, `hold-batch` / `resume-batch` (batch transcription held for the summary model, and let go); governor: `unload`, `load`, `hold`, ... */
   kind: string;
   /** Pressure level when it was decided; null before the first level. */
   level: PressureLevel | null;

@@ -28,6 +28,9 @@ import { HistoryStore } from '../src/sinks/historyStore.js';
 import { silentLogger } from '../src/sinks/logger.js';
 import type { Alert, MemorySample } from '../src/model.js';
 import { issuesOf } from './support/configFiles.js';
+import { createStubGovernor } from './support/stubGovernor.js';
+import { coordinatorForMemtide } from '../src/streams/coordinator/forMemtide.js';
+import type { LoadedModel } from '../src/model.js';
 
 /**
  * `Memtide` does not expose its live config's runtime layer yet (the lead
@@ -661,5 +664,87 @@ describe('the runtime config layer (LiveConfig.patch)', () => {
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('GET /api/events: the `batch` event (batch transcription yields to the summary model)', () => {
+  /** An SSE client: frames as they come, `next(event)` waits for the next one of that name. */
+  function sse(server: MemtideServer) {
+    const frames: Array<{ event: string; raw: string }> = [];
+    let buffer = '';
+    const waiters: Array<() => void> = [];
+    const req = http.get(`${server.url}/api/events`, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => {
+        buffer += text;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const m = /^event: (\w+)\ndata: (.*)$/s.exec(block);
+          if (m) frames.push({ event: m[1]!, raw: m[2]! });
+          waiters.splice(0).forEach((w) => w());
+        }
+      });
+    });
+    req.on('error', () => undefined);
+    cleanups.push(() => void req.destroy());
+    const batches = () => frames.filter((f) => f.event === 'batch');
+    const waitFor = async (count: number) => {
+      const deadline = Date.now() + 5_000;
+      while (batches().length < count && Date.now() < deadline) await new Promise<void>((resolve) => (waiters.push(resolve), setTimeout(resolve, 100)));
+      return batches()[count - 1];
+    };
+    return { batches, waitFor };
+  }
+
+  const model = (inFlight: number): LoadedModel => ({
+    name: 'llama3.2:3b',
+    sizeBytes: 3.5 * 1024 ** 3,
+    sizeVramBytes: 0,
+    contextLength: 4096,
+    inFlight,
+    idleSinceMs: inFlight ? null : Date.now(),
+    pinned: false,
+    expiresAtMs: null,
+  });
+
+  it('data {"hold","reason","atMs"} on every change, the latest replayed to a new client; released when the model is unloaded', async () => {
+    const runner = await startRunner({ optimization: { level: 'aggressive', batchYield: { idleAfterMs: 0 } } });
+    const first = sse(runner.server);
+    // Before any coordinator: released, replayed at once.
+    const initial = await first.waitFor(1);
+    expect(Object.keys(JSON.parse(initial!.raw) as object)).toEqual(['hold', 'reason', 'atMs']);
+    expect(JSON.parse(initial!.raw)).toEqual({ hold: false, reason: expect.any(String), atMs: expect.any(Number) });
+
+    const governor = createStubGovernor();
+    const coordinator = coordinatorForMemtide(runner.memtide, { governor });
+    cleanups.push(() => coordinator.stop());
+    governor.setModels([model(1)]);
+    const held = JSON.parse((await first.waitFor(2))!.raw) as { hold: boolean; reason: string; atMs: number };
+    expect(held).toEqual({ hold: true, reason: expect.stringContaining('request(s) in flight'), atMs: expect.any(Number) });
+    expect(runner.memtide.config().optimization.batchYield.enabled).toBe(true);
+    // A client connecting now gets the hold in force at once.
+    const late = sse(runner.server);
+    expect(JSON.parse((await late.waitFor(1))!.raw)).toEqual(held);
+    const state = await new Promise<{ batch: unknown }>((resolve, reject) =>
+      http.get(`${runner.server.url}/api/state`, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve(JSON.parse(body) as { batch: unknown }));
+      }).on('error', reject),
+    );
+    expect(state.batch).toEqual(held);
+    // The summary is done and the governor unloads the model: released.
+    governor.setModels([model(0)]);
+    governor.setModels([]);
+    const released = JSON.parse((await first.waitFor(3))!.raw) as { hold: boolean; reason: string };
+    expect(released).toMatchObject({ hold: false, reason: expect.stringContaining('no model resident') });
+    expect(coordinator.recent(10).map((r) => r.kind)).toEqual(expect.arrayContaining(['hold-batch', 'resume-batch']));
+    // Stopping the coordinator leaves the engine released.
+    coordinator.stop();
+    const seen: boolean[] = [];
+    runner.memtide.batchHold$.subscribe({ next: (h) => seen.push(h.hold), error: () => undefined }).unsubscribe();
+    expect(seen).toEqual([false]);
   });
 });

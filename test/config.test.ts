@@ -40,7 +40,7 @@ describe('defaults', () => {
       historyCacheBytes: 16_777_216,
       port: 7071,
     });
-    expect(config.optimization).toEqual({ level: 'basic', lowMemory: false, observeOnly: false, settleMs: 30_000, undoAfterMs: 120_000, balanceBudgets: true });
+    expect(config.optimization).toEqual({ level: 'basic', lowMemory: false, observeOnly: false, settleMs: 30_000, undoAfterMs: 120_000, balanceBudgets: true, batchYield: { enabled: false, idleAfterMs: 20_000, maxHoldMs: 900_000 } });
     expect(config.log).toEqual({ level: 'info', format: 'text' });
     expect(config.components.engine).toBe('engine');
     expect(config.components.rules).toEqual(DEFAULT_COMPONENT_RULES);

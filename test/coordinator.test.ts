@@ -5,6 +5,7 @@
  * database (`actions` table) and `GET /api/actions`.
  */
 import { BehaviorSubject, Subject, type VirtualTimeScheduler } from 'rxjs';
+import type { BatchFacts, BatchHold } from '../src/operators/yieldBatch.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema, type MemtideConfig, type MemtideConfigInput } from '../src/app/configSchema.js';
 import type { MemorySample, PressureChange, PressureLevel } from '../src/model.js';
@@ -295,6 +296,100 @@ describe('createCoordinator: governor actions and budget balancing', () => {
     r.samples$.next(sample(0, 4 * GIB, { audio: 1.5 * GIB }));
     r.activity$.next({ ollamaInFlight: 1, audioInFlight: 1, modelBudgetBytes: 8 * GIB, loadShortfallBytes: 0, transcriptionConcurrency: 1 });
     expect(r.actuators.calls).toEqual([]);
+  });
+});
+
+describe('createCoordinator: batch transcription yields to the summary model', () => {
+  const batchConfig = (extra: NonNullable<MemtideConfigInput>['optimization'] = {}) =>
+    config({ batchYield: { enabled: true, idleAfterMs: '20s', maxHoldMs: '15m' }, ...extra });
+
+  function batchRig(initial: MemtideConfig) {
+    const scheduler = virtualScheduler();
+    const config$ = new BehaviorSubject(initial);
+    const samples$ = new Subject<MemorySample>();
+    const facts$ = new Subject<BatchFacts>();
+    const coordinator = createCoordinator({ pressure$: new Subject<PressureChange>(), samples$, config$, actuators: recorder(), batchFacts$: facts$, scheduler });
+    const events: ActionEvent[] = [];
+    const published: BatchHold[] = [];
+    const problems: CoordinatorProblem[] = [];
+    coordinator.actions$.subscribe({ next: (e) => events.push(e), error: (e: unknown) => problems.push({ atMs: -1, operation: 'actions$', error: e }) });
+    coordinator.problems$.subscribe({ next: (p) => problems.push(p), error: () => undefined });
+    coordinator.batchHold$.subscribe({ next: (h) => published.push(h), error: (e: unknown) => problems.push({ atMs: -1, operation: 'batchHold$', error: e }) });
+    rigs.push({ coordinator } as Rig);
+    const facts = (ollamaInFlight: number, residentModelBytes: number) => facts$.next({ ollamaInFlight, residentModelBytes });
+    return { scheduler, config$, samples$, facts$, facts, coordinator, events, published, problems, recorded: () => events.filter((e) => e.type === 'recorded').map((e) => e.record) };
+  }
+
+  it('holds while the model works or is resident, records hold-batch (memory before, after settleMs) and resume-batch, publishes both', () => {
+    const r = batchRig(batchConfig());
+    // transcription.transcriber 'server' here: whisper-server, component audio (in-process whisper: the engine)
+    const engine = 'audio';
+    r.samples$.next(sample(0, 4 * GIB, { [engine]: 600 * MIB }));
+    expect(r.published.map((h) => h.hold)).toEqual([false]);
+    r.facts(1, 3.5 * GIB);
+    expect(r.published.at(-1)).toMatchObject({ hold: true, reason: expect.stringContaining('1 request(s) in flight') });
+    expect(r.coordinator.state().batchHold).toEqual({ decided: true, published: true });
+    expect(r.recorded().at(-1)).toMatchObject({ source: 'coordinator', kind: 'hold-batch', target: engine, executed: true, componentBytesBefore: 600 * MIB, availableBytesBefore: 4 * GIB });
+    expect(describeRecord(r.recorded().at(-1)!)).toMatch(/^hold batch transcription: Ollama busy/);
+    // Summary done, the model stays resident: still held; the governor unloads it a minute later: released.
+    r.facts(0, 3.5 * GIB);
+    advance(r.scheduler, 60_000);
+    r.samples$.next(sample(60_000, 3 * GIB, { [engine]: 120 * MIB }));
+    expect(r.published.at(-1)!.hold).toBe(true);
+    r.facts(0, 0);
+    expect(r.published.at(-1)).toMatchObject({ hold: false, atMs: 60_000, reason: expect.stringContaining('no model resident') });
+    expect(r.recorded().at(-1)).toMatchObject({ kind: 'resume-batch', target: engine, executed: true });
+    const hold = r.events.filter((e) => e.record.kind === 'hold-batch');
+    expect(hold.find((e) => e.type === 'measured')?.record).toMatchObject({ componentBytesBefore: 600 * MIB, componentBytesAfter: 120 * MIB });
+    expect(hold.find((e) => e.type === 'undone')?.record.undoneAtMs).toBe(60_000);
+    expect(r.problems).toEqual([]);
+  });
+
+  it('releases after maxHoldMs and stays released while the model is kept loaded', () => {
+    const r = batchRig(batchConfig({ batchYield: { enabled: true, idleAfterMs: '20s', maxHoldMs: '15m' } }));
+    r.facts(0, 3.5 * GIB);
+    expect(r.published.at(-1)!.hold).toBe(true);
+    advance(r.scheduler, 15 * 60_000);
+    expect(r.published.at(-1)).toMatchObject({ hold: false, reason: expect.stringContaining('maxHoldMs') });
+    r.facts(1, 3.5 * GIB);
+    expect(r.published.at(-1)!.hold).toBe(false);
+    expect(r.recorded().map((x) => x.kind)).toEqual(['hold-batch', 'resume-batch']);
+  });
+
+  it('observe-only: decided and recorded (executed false) but never published; turning it off publishes the hold in force', () => {
+    const r = batchRig(batchConfig({ observeOnly: true }));
+    r.facts(1, 0);
+    expect(r.recorded().at(-1)).toMatchObject({ kind: 'hold-batch', executed: false });
+    expect(r.published.map((h) => h.hold)).toEqual([false]);
+    expect(r.coordinator.state().batchHold).toEqual({ decided: true, published: false });
+    r.config$.next(batchConfig());
+    expect(r.published.at(-1)!.hold).toBe(true);
+    expect(r.recorded().at(-1)).toMatchObject({ kind: 'hold-batch', executed: true });
+    r.config$.next(batchConfig({ observeOnly: true }));
+    expect(r.published.at(-1)).toMatchObject({ hold: false, reason: expect.stringContaining('observe-only') });
+  });
+
+  it('off (basic profile) never holds; stop() releases and completes batchHold$', () => {
+    const off = batchRig(config());
+    off.facts(2, 3.5 * GIB);
+    expect(off.published.map((h) => h.hold)).toEqual([false]);
+    expect(off.recorded()).toEqual([]);
+    const r = batchRig(batchConfig());
+    r.facts(1, 0);
+    let completed = false;
+    r.coordinator.batchHold$.subscribe({ complete: () => (completed = true), error: () => undefined });
+    r.coordinator.stop();
+    expect(r.published.at(-1)).toMatchObject({ hold: false, reason: expect.stringContaining('stopped') });
+    expect(completed).toBe(true);
+    expect(r.events.find((e) => e.type === 'undone' && e.record.kind === 'hold-batch')).toBeDefined();
+  });
+
+  it('bad facts are reported and release the hold (a dead decision stream must not hold imports)', () => {
+    const r = batchRig(batchConfig());
+    r.facts(1, 0);
+    r.facts$.next({ ollamaInFlight: Number.NaN, residentModelBytes: 0 });
+    expect(r.problems).toEqual([expect.objectContaining({ operation: 'batch yield', error: expect.objectContaining({ code: 'MEMTIDE_ERR_YIELD_BATCH_INPUT', field: 'ollamaInFlight' }) })]);
+    expect(r.published.at(-1)).toMatchObject({ hold: false, reason: expect.stringContaining('batch yield failed') });
   });
 });
 

@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Subscription } from 'rxjs';
+import { Subject, type Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './setup/build.js';
-import { createMemtide, PRESSURE_LEVELS, type Memtide, type MemorySample, type MemtideConfig, type PressureChange } from '../src/index.js';
+import { createMemtide, PRESSURE_LEVELS, type BatchHold, type Memtide, type MemorySample, type MemtideConfig, type PressureChange } from '../src/index.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -305,5 +305,29 @@ describe('history in embedded mode', () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe('batchHold$ (batch transcription yields to the summary model)', () => {
+  it('replays { hold: false } without a coordinator; follows an attached source by changes; released when it ends; completes on stop', () => {
+    const memtide = create({ config: { sampling: { intervalMs: 1_000 } } });
+    const seen: BatchHold[] = [];
+    let completed = false;
+    subscriptions.push(memtide.batchHold$.subscribe({ next: (h) => seen.push(h), error: (e: unknown) => expect.fail(String(e)), complete: () => (completed = true) }));
+    expect(seen).toEqual([{ hold: false, reason: expect.stringContaining('no coordinator'), atMs: expect.any(Number) }]);
+    const source = new Subject<BatchHold>();
+    memtide.attachBatchHold(source);
+    source.next({ atMs: 1, hold: false, reason: 'nothing busy' });
+    source.next({ atMs: 2, hold: true, reason: 'Ollama busy' });
+    source.next({ atMs: 3, hold: true, reason: 'still busy' });
+    expect(seen.map((h) => h.hold)).toEqual([false, true]);
+    // A late subscriber (an import starting now) sees the hold at once.
+    const late: boolean[] = [];
+    memtide.batchHold$.subscribe({ next: (h) => late.push(h.hold), error: () => undefined }).unsubscribe();
+    expect(late).toEqual([true]);
+    source.complete();
+    expect(seen.at(-1)).toMatchObject({ hold: false, reason: expect.stringContaining('ended') });
+    memtide.stop();
+    expect(completed).toBe(true);
   });
 });

@@ -119,6 +119,83 @@ describe('transcribeBounded (properties)', () => {
     );
   });
 
+  it('batch hold toggled arbitrarily: the output equals the unheld output; nothing starts and nothing is read while held', () => {
+    /** One run with a pull source over `durations`; `toggles` drive hold$ (then released for good). */
+    const runOnce = (config: TranscribeBoundedConfig, durations: number[], toggles: Array<[number, boolean]>) => {
+      const scheduler = new TestScheduler(() => undefined);
+      const results: TranscribedChunk[] = [];
+      const violations: string[] = [];
+      let held = false;
+      let error: unknown;
+      let done = false;
+      scheduler.run(() => {
+        const steps = [...toggles].sort((a, b) => a[0] - b[0]);
+        const lastAt = steps.length ? steps[steps.length - 1]![0] : 0;
+        const hold$ = new Observable<boolean>((s) => {
+          const subs = [...steps, [lastAt + 1, false] as const].map(([at, on]) =>
+            scheduler.schedule(() => {
+              held = on;
+              s.next(on);
+            }, at),
+          );
+          return () => subs.forEach((x) => x.unsubscribe());
+        });
+        const demand = new Subject<number>();
+        let next = 0;
+        const source = new Observable<AudioChunk>((s) => {
+          const sub = demand.subscribe({
+            next: (n) => {
+              for (let i = 0; i < n && next < durations.length; i += 1) {
+                s.next(chunk(next));
+                next += 1;
+              }
+              if (next === durations.length) s.complete();
+            },
+            error: (e: unknown) => s.error(e),
+          });
+          return () => sub.unsubscribe();
+        });
+        const transcriber: ChunkTranscriber = {
+          transcribe: (c) => {
+            if (held) violations.push(`chunk ${c.index} started while held`);
+            return timer(durations[c.index]!, scheduler).pipe(map(() => ({ text: `t${c.index}` })));
+          },
+          unload: () => undefined,
+        };
+        const hooks = {
+          hold$,
+          onDemand: (n: number) => {
+            if (held) violations.push(`demand ${n} announced while held`);
+            demand.next(n);
+          },
+        };
+        source.pipe(transcribeBounded(transcriber, config, undefined, hooks, scheduler)).subscribe({
+          next: (r) => results.push(r),
+          error: (e: unknown) => (error = e),
+          complete: () => (done = true),
+        });
+      });
+      return { results, violations, error, done };
+    };
+    fc.assert(
+      fc.property(
+        configArb,
+        fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 20 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.boolean()), { maxLength: 10 }),
+        (config, durations, toggles) => {
+          const unheld = runOnce(config, durations, []);
+          const held = runOnce(config, durations, toggles);
+          expect(held.error).toBeUndefined();
+          expect(held.done).toBe(true);
+          expect(held.violations).toEqual([]);
+          expect(held.results).toEqual(unheld.results);
+          expect(held.results.map((r) => r.chunkIndex)).toEqual(durations.map((_, i) => i));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('with a push source: the queue never holds more than maxQueuedChunks; it either finishes in order or fails with OVERFLOW', () => {
     fc.assert(
       fc.property(configArb, fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 1, max: 6 })), { maxLength: 20 }), (config, arrivals) => {

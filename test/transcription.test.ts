@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
+import { BehaviorSubject, firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { audioSchema } from '../src/app/schema/audio.js';
 import type { AudioChunk } from '../src/model.js';
@@ -240,6 +240,51 @@ describe('the pipeline around the engine (fast fake transcribers)', () => {
     expect(maxAhead).toBeLessThanOrEqual(3 + 2);
     expect(maxAhead).toBeGreaterThanOrEqual(3); // the queue did fill: the read really waited
     expect(Math.max(...queued)).toBeLessThanOrEqual(3);
+  });
+
+  it('a batch hold (hold$) pauses the file read where it is, unloads the idle transcriber, and resumes in order across files', async () => {
+    const files = [1, 2].map((n) => writeWav(path.join(tmp.dir, `held${n}.wav`), { seconds: 20, sampleRate: 16000 }));
+    const { state, openChunks } = instrumented();
+    const hold$ = new BehaviorSubject(false);
+    let unloads = 0;
+    let startedWhileHeld = 0;
+    const transcriber: Transcriber = {
+      ...slow(2, () => (startedWhileHeld += hold$.getValue() ? 1 : 0)),
+      unload: async () => {
+        unloads += 1;
+      },
+    };
+    const segments: string[] = [];
+    const config = { ...bounds, maxConcurrent: 1, maxQueuedChunks: 2 };
+    const done = new Promise<TranscriptionEvent[]>((resolve, reject) => {
+      const events: TranscriptionEvent[] = [];
+      transcribeFiles(files, { transcriber, audio: { ...audio, chunkSeconds: 1 }, transcription: config, openChunks, hold$ }).subscribe({
+        next: (e) => {
+          events.push(e);
+          if (e.type !== 'segment') return;
+          segments.push(`${e.segment.file === files[0] ? 'a' : 'b'}${e.segment.chunkIndex}`);
+          // Hold twice: in the middle of the first file and right after the second one starts.
+          if ((e.segment.file === files[0] && e.segment.chunkIndex === 5) || (e.segment.file === files[1] && e.segment.chunkIndex === 1)) hold$.next(true);
+        },
+        error: reject,
+        complete: () => resolve(events),
+      });
+    });
+    for (let round = 0; round < 2; round += 1) {
+      expect(await until(() => hold$.getValue() && unloads === round + 1, 5_000)).toBe(true);
+      const read = state.read;
+      const emitted = segments.length;
+      await new Promise((r) => setTimeout(r, 150));
+      // Held: nothing more is read or emitted; at most the queue (2) was read ahead of the last segment.
+      expect(state.read).toBe(read);
+      expect(segments.length).toBe(emitted);
+      expect(read - emitted).toBeLessThanOrEqual(2 + 1);
+      hold$.next(false);
+    }
+    const events = await done;
+    expect(startedWhileHeld).toBe(0);
+    expect(segments).toEqual([...Array.from({ length: 20 }, (_, i) => `a${i}`), ...Array.from({ length: 20 }, (_, i) => `b${i}`)]);
+    expect(events.at(-1)).toMatchObject({ type: 'done', files: 2, chunks: 40, failed: 0 });
   });
 
   it('a corrupt second file: its error names the file and byte offset, the first file is complete, the third still runs', async () => {

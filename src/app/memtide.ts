@@ -3,8 +3,9 @@
  * No global state: every engine owns its readers, timers, config watcher and
  * database handle, and `stop()` releases all of them.
  */
-import { Subscription, map, type Observable, type SchedulerLike } from 'rxjs';
+import { BehaviorSubject, Subscription, asyncScheduler, map, type Observable, type SchedulerLike } from 'rxjs';
 import type { Alert, LeakEvent, MemorySample, PressureChange } from '../model.js';
+import type { BatchHold } from '../operators/yieldBatch.js';
 import type { AlertsConfig } from './schema/alerts.js';
 import { createAlertSinks } from '../streams/alerts.js';
 import { createSampler, type Sampler } from '../sources/memorySampler.js';
@@ -69,6 +70,21 @@ export interface Memtide {
   readonly flushes$: Observable<FlushResult>;
   /** Problems the engine survived: a failed sample, a failed history write. */
   readonly problems$: Observable<EngineProblem>;
+  /**
+   * Whether batch transcription (file imports, re-transcription; never live
+   * meetings) should wait now, because the summary model is busy or resident
+   * (`optimization.batchYield`, docs/coordinator.md). Replays the latest to
+   * every subscriber; `{ hold: false }` until a coordinator started with
+   * `coordinatorForMemtide(memtide, { governor })` decides otherwise, and
+   * again after it stops. A host pauses its imports while `hold` is true.
+   */
+  readonly batchHold$: Observable<BatchHold>;
+  /**
+   * Where a coordinator publishes its batch hold (`coordinatorForMemtide`
+   * calls it; a host seldom needs to). Replaces the previous source;
+   * unsubscribing the result detaches it (the last value stays).
+   */
+  attachBatchHold(source: Observable<BatchHold>): Subscription;
   /** The config in force now. */
   config(): MemtideConfig;
   /** Applies a JSON merge patch on top of file/env/flags (until restart); throws ConfigError naming each bad path. */
@@ -181,6 +197,30 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
   );
   engine.start();
 
+  const clock = options.scheduler ?? asyncScheduler;
+  const batchHold = new BehaviorSubject<BatchHold>({ atMs: clock.now(), hold: false, reason: 'no coordinator: batch transcription is never held' });
+  let batchSource: Subscription | null = null;
+  const attachBatchHold = (source: Observable<BatchHold>): Subscription => {
+    batchSource?.unsubscribe();
+    const release = (reason: string) => {
+      if (batchHold.getValue().hold) batchHold.next({ atMs: clock.now(), hold: false, reason });
+    };
+    const subscription = source.subscribe({
+      // Changes only: a new source starting released is no news to a host that was never held.
+      next: (value) => {
+        if (value.hold !== batchHold.getValue().hold) batchHold.next(value);
+      },
+      error: (error: unknown) => {
+        logger.error(`batch hold feed failed (batch transcription runs): ${String(error)}`);
+        release(`batch hold feed failed: ${String(error)}`);
+      },
+      // A source that ends (a stopped coordinator) must not leave imports held.
+      complete: () => release('batch hold source ended: batch transcription runs'),
+    });
+    batchSource = subscription;
+    return subscription;
+  };
+
   let stopped = false;
   return {
     samples$: engine.samples$,
@@ -191,6 +231,8 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
     configErrors$: live.errors$,
     flushes$: engine.flushes$,
     problems$: engine.problems$,
+    batchHold$: batchHold.asObservable(),
+    attachBatchHold,
     history,
     config: () => live.current(),
     patchConfig: (partial, origin) => live.patch(partial, origin),
@@ -201,6 +243,8 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
       stopped = true;
       engine.stop();
       housekeeping.unsubscribe();
+      batchSource?.unsubscribe();
+      batchHold.complete();
       live.stop();
       history?.close();
     },

@@ -76,6 +76,15 @@ export interface TranscribeBoundedHooks {
   onStats?(stats: TranscribeStats): void;
   /** An `unload()` that failed (transcription goes on). */
   onUnloadError?(error: unknown): void;
+  /**
+   * Batch hold (the coordinator's `batchHold$`, as booleans): while true no
+   * new chunk starts and no new demand is announced (so a pull-based source
+   * stops reading), chunks in flight finish, and once nothing is in flight
+   * the transcriber is asked to `unload()`. False resumes in order; nothing
+   * is lost or reordered. Should replay its latest value (a BehaviorSubject,
+   * `batchHold$`): each subscription starts unheld until its first value.
+   */
+  hold$?: Observable<boolean>;
 }
 
 export type TranscribeErrorCode = 'MEMTIDE_ERR_TRANSCRIBE_OVERFLOW' | 'MEMTIDE_ERR_TRANSCRIBE_CHUNK' | 'MEMTIDE_ERR_TRANSCRIBE_CONFIG';
@@ -148,6 +157,19 @@ interface Running {
  * transcriber is asked to `unload()`. Before the first pressure value the
  * level is `low`.
  *
+ * **Batch hold.** `hooks.hold$` (the coordinator's batch hold, see
+ * `yieldBatch`): while true, nothing new starts and no demand is announced
+ * (demand announced before still delivers, into the bounded queue), chunks in
+ * flight finish and are emitted, and once nothing is in flight the
+ * transcriber is asked to `unload()` (the critical-pressure path). False
+ * resumes where it stopped: nothing is lost or reordered.
+ *
+ * ```
+ * chunks:   (ab|)                 (maxConcurrent 1, each takes 3 frames)
+ * hold$:    f-t-------f---
+ * result:   ---A-------(B|)       (a finishes at 3, the model is unloaded; b runs 10-13)
+ * ```
+ *
  * **Order.** Results are emitted in arrival order; a result that finishes
  * early waits in a reorder buffer and keeps its concurrency slot until it is
  * emitted, so that buffer never exceeds the concurrency.
@@ -172,7 +194,7 @@ interface Running {
  * @param transcriber the engine (a `Transcriber`).
  * @param config concurrency and queue bounds, or an Observable of them.
  * @param pressure$ pressure level changes (default: none, i.e. low).
- * @param hooks demand, stats and unload-error callbacks.
+ * @param hooks demand, stats and unload-error callbacks, and the batch hold (`hold$`).
  * @param scheduler clock for `transcribeMs`.
  */
 export function transcribeBounded(
@@ -204,6 +226,8 @@ export function transcribeBounded(
           /** Set once a chunk failed: nothing new starts. */
           let failing = false;
           let unloadAsked = false;
+          /** Batch work held (hooks.hold$). */
+          let held = false;
           let sourceSubscription: Subscription | null = null;
           let closed = false;
 
@@ -245,8 +269,10 @@ export function transcribeBounded(
             finished.clear();
           };
 
+          /** Critical pressure and a batch hold both want the model gone once nothing is in flight. */
+          const unloadWanted = () => level === 'critical' || held;
           const askUnload = () => {
-            if (level !== 'critical' || running.size > 0 || unloadAsked) return;
+            if (!unloadWanted() || running.size > 0 || unloadAsked) return;
             unloadAsked = true;
             try {
               const result = transcriber.unload();
@@ -346,8 +372,8 @@ export function transcribeBounded(
                   subscriber.next(done);
                 }
                 if (closed) return;
-                // 2. Start what the concurrency allows.
-                while (!failing && queue.length > 0 && active() < limit) {
+                // 2. Start what the concurrency allows (nothing while batch work is held).
+                while (!failing && !held && queue.length > 0 && active() < limit) {
                   const item = queue.shift()!;
                   start(item.seq, item.chunk);
                   if (closed) return;
@@ -359,8 +385,8 @@ export function transcribeBounded(
                   return;
                 }
                 askUnload();
-                // 4. Ask for what the queue has room for.
-                if (!sourceDone && !failing) {
+                // 4. Ask for what the queue has room for (nothing more while held: the file read pauses).
+                if (!sourceDone && !failing && !held) {
                   const room = current.maxQueuedChunks - queue.length - outstanding;
                   if (room > 0) {
                     outstanding += room;
@@ -404,13 +430,26 @@ export function transcribeBounded(
           const pressureSubscription = pressure$.subscribe({
             next: (change) => {
               level = change.level;
-              if (change.level !== 'critical') unloadAsked = false;
+              if (!unloadWanted()) unloadAsked = false;
               setLimit();
               pump();
             },
             error: (error: unknown) => stop({ error }),
           });
           if (closed) return () => pressureSubscription.unsubscribe();
+          const holdSubscription = (hooks.hold$ ?? EMPTY).subscribe({
+            next: (value) => {
+              if (value === held) return;
+              held = value;
+              if (!unloadWanted()) unloadAsked = false;
+              pump();
+            },
+            error: (error: unknown) => stop({ error }),
+          });
+          if (closed) {
+            pressureSubscription.unsubscribe();
+            return () => holdSubscription.unsubscribe();
+          }
           const configSubscription = (isObservable(config) ? config : of(config)).subscribe({
             next: (value) => {
               if (closed) return;
@@ -451,6 +490,7 @@ export function transcribeBounded(
           return () => {
             teardown();
             pressureSubscription.unsubscribe();
+            holdSubscription.unsubscribe();
             configSubscription.unsubscribe();
           };
         }),

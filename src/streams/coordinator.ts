@@ -4,6 +4,8 @@
  *   hysteresis) and `balanceBudgets` (Ollama and audio busy at once -> caps);
  * - the actuators the host gives it (governor, transcription service,
  *   caches, optional features), called only outside observe-only mode;
+ * - `yieldBatch` (the model side busy or resident -> batch transcription
+ *   held), published on `batchHold$` (never held in observe-only mode);
  * - a record book: every decision, and every governor action, becomes an
  *   action record with memory before and after (`actions$`, the `actions`
  *   table, the dashboard and reports).
@@ -30,10 +32,11 @@ import type { MemtideConfig } from '../app/config.js';
 import { formatBytes } from '../app/units.js';
 import type { MemorySample, PressureChange, PressureLevel } from '../model.js';
 import { balanceBudgets, type BalanceBudgetsConfig, type BudgetCaps } from '../operators/balanceBudgets.js';
+import { yieldBatch, type BatchFacts, type BatchHold, type YieldBatchConfig } from '../operators/yieldBatch.js';
 import { COORDINATED_ACTIONS, coordinateActions, type CoordinateActionsConfig, type CoordinatedAction, type CoordinatorDecision } from '../operators/coordinateActions.js';
 import type { GovernorAction } from './governorApi.js';
 import { createRecordBook } from './coordinator/recordBook.js';
-import { BALANCE_IDLE_AFTER_MS, BALANCE_STEP_BYTES, DETAILS, LOWERED_TRANSCRIPTION_CONCURRENCY, targetsOf } from './coordinator/targets.js';
+import { BALANCE_IDLE_AFTER_MS, BALANCE_STEP_BYTES, BATCH_DETAIL, DETAILS, LOWERED_TRANSCRIPTION_CONCURRENCY, targetsOf } from './coordinator/targets.js';
 import type { ActionEvent, ActionRecord, Actuators, CoordinatorActivity, CoordinatorFeatures, CoordinatorProblem } from './coordinator/types.js';
 
 export type { ActionEvent, ActionRecord, Actuators, CoordinatorActivity, CoordinatorFeatures, CoordinatorProblem } from './coordinator/types.js';
@@ -50,6 +53,8 @@ export interface CoordinatorOptions {
   activity$?: Observable<CoordinatorActivity>;
   /** The governor's actions, recorded too (source `governor`). */
   governorActions$?: Observable<GovernorAction>;
+  /** Model-side facts for the batch hold (`optimization.batchYield`); without them batch work is never held. */
+  batchFacts$?: Observable<BatchFacts>;
   scheduler?: SchedulerLike;
 }
 
@@ -71,6 +76,8 @@ export interface CoordinatorState {
   executed: ExecutedState;
   /** Records of what is in force now. */
   open: ActionRecord[];
+  /** Batch hold: as decided (recorded even in observe-only mode) and as published on `batchHold$`. */
+  batchHold: { decided: boolean; published: boolean };
 }
 
 export interface CoordinatorHandle {
@@ -79,6 +86,13 @@ export interface CoordinatorHandle {
   /** The features in force (replays the latest). */
   readonly features$: Observable<CoordinatorFeatures>;
   readonly problems$: Observable<CoordinatorProblem>;
+  /**
+   * Whether batch transcription (imports, re-transcription of files; never
+   * live meetings) should wait now, and why. Replays the latest; starts
+   * released; never holds in observe-only mode (the decision is still
+   * recorded as a `hold-batch` action); released on `stop()`.
+   */
+  readonly batchHold$: Observable<BatchHold>;
   state(): CoordinatorState;
   /** The latest records, newest first (in memory; the table keeps them all). */
   recent(limit?: number): ActionRecord[];
@@ -88,7 +102,7 @@ export interface CoordinatorHandle {
 
 const NEUTRAL: ExecutedState = { modelBudgetCapBytes: null, transcriptionConcurrencyCap: null, cachesShrunk: false, features: { liveSummaries: true } };
 
-type OpenKey = CoordinatedAction | 'cap-model-budget' | 'cap-transcription-concurrency' | 'governor-hold';
+type OpenKey = CoordinatedAction | 'cap-model-budget' | 'cap-transcription-concurrency' | 'governor-hold' | 'hold-batch';
 
 /**
  * Starts a coordinator: decisions from `pressure$` (the plan of
@@ -115,6 +129,9 @@ export function createCoordinator(options: CoordinatorOptions): CoordinatorHandl
   const events = new Subject<ActionEvent>();
   const problems = new Subject<CoordinatorProblem>();
   const features = new BehaviorSubject<CoordinatorFeatures>({ ...NEUTRAL.features });
+  /** The batch hold decided (null before the first decision) and the one published (never held in observe-only mode). */
+  let batchDecided: BatchHold | null = null;
+  const batchPublished = new BehaviorSubject<BatchHold>({ atMs: now(), hold: false, reason: 'no batch hold decided yet: batch transcription runs' });
   const configSubject = new ReplaySubject<MemtideConfig>(1);
   const activity = new ReplaySubject<CoordinatorActivity>(1);
   const samples = new Subject<MemorySample>();
@@ -261,6 +278,31 @@ export function createCoordinator(options: CoordinatorOptions): CoordinatorHandl
       openRecord(key, old.kind, old.target, old.detail, `${why} (${old.reason})`);
     }
     reconcile();
+    publishBatch();
+  };
+
+  // ---- batch hold --------------------------------------------------------
+
+  /** Publishes what consumers must do: the decision, except in observe-only mode or once stopped. */
+  const publishBatch = (why?: string) => {
+    const decided = batchDecided?.hold === true;
+    const hold = decided && !observeOnly && !stopped;
+    if (hold === batchPublished.getValue().hold) return;
+    const reason = why ?? (decided && observeOnly ? `observe-only: batch hold decided but not published (${batchDecided?.reason ?? ''})` : (batchDecided?.reason ?? 'batch transcription runs'));
+    batchPublished.next({ atMs: now(), hold, reason });
+  };
+
+  const onBatchHold = (next: BatchHold) => {
+    const was = batchDecided?.hold === true;
+    batchDecided = next;
+    const target = config ? targetsOf(config).transcription : null;
+    if (next.hold && !was) {
+      openRecord('hold-batch', 'hold-batch', target, BATCH_DETAIL, next.reason);
+    } else if (!next.hold && was) {
+      closeRecord('hold-batch');
+      book.add({ source: 'coordinator', kind: 'resume-batch', level, target, detail: BATCH_DETAIL, reason: next.reason, executed: !observeOnly }, sample, settleMs());
+    }
+    publishBatch();
   };
 
   const onGovernorAction = (action: GovernorAction) => {
@@ -343,6 +385,22 @@ export function createCoordinator(options: CoordinatorOptions): CoordinatorHandl
   if (options.governorActions$) {
     subscriptions.add(options.governorActions$.subscribe({ next: onGovernorAction, error: (error: unknown) => report('governor actions', error) }));
   }
+  if (options.batchFacts$) {
+    const batchConfig$ = configSubject.pipe(
+      map((c): YieldBatchConfig => ({ ...c.optimization.batchYield })),
+      distinctUntilChanged((a, b) => a.enabled === b.enabled && a.idleAfterMs === b.idleAfterMs && a.maxHoldMs === b.maxHoldMs),
+    );
+    subscriptions.add(
+      options.batchFacts$.pipe(yieldBatch(batchConfig$, scheduler)).subscribe({
+        next: onBatchHold,
+        error: (error: unknown) => {
+          report('batch yield', error);
+          // A dead decision stream must not leave imports held.
+          onBatchHold({ atMs: now(), hold: false, reason: `batch yield failed (${error instanceof Error ? error.message : String(error)}): batch transcription runs` });
+        },
+      }),
+    );
+  }
 
   const features$ = features.pipe(shareReplay({ bufferSize: 1, refCount: true }));
 
@@ -350,6 +408,7 @@ export function createCoordinator(options: CoordinatorOptions): CoordinatorHandl
     actions$: events.asObservable(),
     features$,
     problems$: problems.asObservable(),
+    batchHold$: batchPublished.asObservable(),
     state: () => ({
       observeOnly,
       level,
@@ -357,6 +416,7 @@ export function createCoordinator(options: CoordinatorOptions): CoordinatorHandl
       caps: { ...caps },
       executed: { ...executed, features: { ...executed.features } },
       open: [...open.values()].map((id) => book.get(id)).filter((r): r is ActionRecord => r !== undefined),
+      batchHold: { decided: batchDecided?.hold === true, published: batchPublished.getValue().hold },
     }),
     recent: (limit = 100) => book.recent(limit),
     stop() {
@@ -369,6 +429,9 @@ export function createCoordinator(options: CoordinatorOptions): CoordinatorHandl
       reconcile();
       for (const key of [...open.keys()]) closeRecord(key);
       stopped = true;
+      // A stopped coordinator holds nothing: batch work runs again.
+      publishBatch('coordinator stopped: batch transcription runs');
+      batchPublished.complete();
       events.complete();
       problems.complete();
       features.complete();

@@ -7,7 +7,10 @@
  * file only as far as those chunks need. When the transcriber is slow (or
  * paused by critical pressure) the queue stays full, no demand is announced,
  * and the file read pauses: memory holds at most maxQueuedChunks + concurrency
- * chunks plus one read buffer, whatever the file's length.
+ * chunks plus one read buffer, whatever the file's length. A batch hold
+ * (`hold$`, the coordinator's "batch transcription yields to the summary
+ * model") stops the demand the same way: the read pauses where it is, and
+ * resumes there when the hold is lifted.
  *
  * Several files are processed one after another, never at once: the next
  * file is opened only after the previous one's last chunk is transcribed.
@@ -32,6 +35,14 @@ export interface TranscriptionOptions {
   /** Concurrency and queue bounds (`transcription` config section), or an Observable of them. */
   transcription: TranscribeBoundedConfig | Observable<TranscribeBoundedConfig>;
   pressure$?: Observable<PressureChange>;
+  /**
+   * Batch hold (e.g. `memtide.batchHold$` mapped to `hold`): while true no new
+   * chunk starts and nothing more is read from the file (the pull stops),
+   * chunks in flight finish, then the transcriber is asked to unload; false
+   * resumes in order. Subscribed once per file, so it should replay its latest
+   * value (`batchHold$` does). Default: never held.
+   */
+  hold$?: Observable<boolean>;
   /** Queue and buffer sizes of the file being transcribed, after every change. */
   onStats?(stats: TranscribeStats & { file: string }): void;
   /** ffmpeg's warnings for damaged-but-decodable input. */
@@ -77,6 +88,7 @@ export function transcribeInput(input: AudioInput, source: string, options: Tran
             for (let i = 0; i < count; i += 1) demand.next();
           },
           ...(options.onStats ? { onStats: (stats: TranscribeStats) => options.onStats?.({ ...stats, file: source }) } : {}),
+          ...(options.hold$ ? { hold$: options.hold$ } : {}),
         },
         options.scheduler,
       ),

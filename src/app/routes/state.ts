@@ -5,7 +5,12 @@
  * throttled per kind to at most one frame per `server.updateIntervalMs`,
  * always ending on the latest value, so a fast sampling rate or a low-memory
  * profile does not make every open page redraw at the sampler's pace. Event
- * kinds (`pressure`, `alert`, `leak`) are never dropped. `/api/state` and
+ * kinds (`pressure`, `alert`, `leak`, `batch`) are never dropped.
+ *
+ * `batch` is the coordinator's batch hold (`memtide.batchHold$`), for hosts
+ * that pause their imports while the summary model works: data
+ * `{"hold": boolean, "reason": string, "atMs": number}`, sent on every
+ * change and replayed (the latest) to a newly connected client. `/api/state` and
  * the replay for a new page always use the latest value, throttled or not.
  */
 import type { ServerResponse } from 'node:http';
@@ -23,6 +28,7 @@ import {
   type SchedulerLike,
 } from 'rxjs';
 import type { Alert, LeakEvent, LoadedModel, MemorySample, PressureChange } from '../../model.js';
+import type { BatchHold } from '../../operators/yieldBatch.js';
 import { sendJson } from '../http.js';
 import type { Route, RouteModule } from '../router.js';
 
@@ -90,11 +96,17 @@ export interface StateRoutesOptions {
   scheduler?: SchedulerLike;
 }
 
-/** Live state: `sample`, `pressure`, `alert`, `leak` and `models` events over SSE, and `/api/state`. */
+/** The `batch` event's data: exactly these keys, in this order (a benchmark harness consumes it). */
+export function batchEventOf(hold: BatchHold): { hold: boolean; reason: string; atMs: number } {
+  return { hold: hold.hold, reason: hold.reason, atMs: hold.atMs };
+}
+
+/** Live state: `sample`, `pressure`, `alert`, `leak`, `models` and `batch` events over SSE, and `/api/state`. */
 export const createStateRoutes = (options: StateRoutesOptions = {}): RouteModule => ({ memtide, logger }) => {
   let latestSample: MemorySample | undefined;
   let latestPressure: PressureChange | undefined;
   let latestModels: readonly LoadedModel[] | undefined;
+  let latestBatch: ReturnType<typeof batchEventOf> | undefined;
   const firing = new Map<string, Alert>();
   const suspects = new Map<string, LeakEvent>();
   const hub = createEventHub();
@@ -145,6 +157,19 @@ export const createStateRoutes = (options: StateRoutesOptions = {}): RouteModule
       error: (error: unknown) => logger.error(`leak feed failed: ${String(error)}`),
     }),
   );
+  // Test doubles of the engine may lack batchHold$.
+  const batchHold$ = memtide.batchHold$ as Observable<BatchHold> | undefined;
+  if (batchHold$) {
+    feeds.add(
+      batchHold$.subscribe({
+        next: (hold) => {
+          latestBatch = batchEventOf(hold);
+          hub.broadcast('batch', latestBatch);
+        },
+        error: (error: unknown) => logger.error(`batch hold feed failed: ${String(error)}`),
+      }),
+    );
+  }
   if (options.models$) {
     feeds.add(
       options.models$
@@ -175,6 +200,7 @@ export const createStateRoutes = (options: StateRoutesOptions = {}): RouteModule
           alerts: [...firing.values()],
           leaks: [...suspects.values()],
           models: latestModels ?? null,
+          batch: latestBatch ?? null,
         }),
     },
     {
@@ -193,6 +219,7 @@ export const createStateRoutes = (options: StateRoutesOptions = {}): RouteModule
         for (const alert of firing.values()) replay.push(['alert', alert]);
         for (const leak of suspects.values()) replay.push(['leak', leak]);
         if (latestModels) replay.push(['models', latestModels]);
+        if (latestBatch) replay.push(['batch', latestBatch]);
         hub.add(res, replay);
       },
     },

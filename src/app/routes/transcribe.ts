@@ -22,6 +22,11 @@
  * - Chunks at once follow `transcription.maxConcurrent` and pressure, and
  *   the coordinator's cap (`setConcurrencyCap`), which applies to the
  *   transcription already running (fewer whisper copies at once).
+ * - An upload is batch work: while the coordinator holds batch
+ *   transcription (`memtide.batchHold$`, `optimization.batchYield`) no new
+ *   chunk starts and the body is not read further (the client's upload
+ *   waits on TCP backpressure), the chunk in flight finishes, the whisper
+ *   model is unloaded; the transcription resumes where it stopped.
  * - It runs the model (hundreds of MB, minutes of CPU): state-changing work,
  *   so the route is mutating and needs the bearer token, like every POST.
  * - Query `?name=meeting.mp3` labels the upload in segments and errors.
@@ -29,6 +34,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { BehaviorSubject, distinctUntilChanged, map, type Observable, type Subscription } from 'rxjs';
+import type { BatchHold } from '../../operators/yieldBatch.js';
 import { TranscribeError, type TranscribeBoundedConfig, type TranscribeStats } from '../../operators/transcribeBounded.js';
 import { AudioDecodeError } from '../../sources/audio/audioSource.js';
 import { createTranscriber, TranscriberError, type Transcriber } from '../../sources/transcribers/index.js';
@@ -192,6 +198,17 @@ function label(url: URL): string {
   return name;
 }
 
+/** The coordinator's batch hold as the pipeline's `hold$` (test doubles of the engine may have none). */
+function holdOf(batchHold$: Observable<BatchHold> | undefined): { hold$?: Observable<boolean> } {
+  if (!batchHold$) return {};
+  return {
+    hold$: batchHold$.pipe(
+      map((h) => h.hold),
+      distinctUntilChanged(),
+    ),
+  };
+}
+
 export function transcribeHandler(context: RouteContext, service: TranscriptionService) {
   return async (req: IncomingMessage, res: ServerResponse, _params: Record<string, string>, url: URL): Promise<void> => {
     const config = context.config();
@@ -255,6 +272,7 @@ export function transcribeHandler(context: RouteContext, service: TranscriptionS
         audio: config.audio,
         transcription: service.bounds(config.transcription),
         pressure$: context.memtide.pressure$,
+        ...holdOf(context.memtide.batchHold$ as Observable<BatchHold> | undefined),
         onStats: (stats) => service.report(stats),
       }).subscribe({
         next: (segment) => {

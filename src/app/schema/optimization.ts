@@ -38,7 +38,26 @@ export const optimizationSchema = z
       .boolean()
       .default(true)
       .describe('When Ollama and audio are busy at once, lower the model budget by what transcription holds (and transcription concurrency by what a model load needs) so together they fit.'),
+    batchYield: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Hold batch transcription (file imports, re-transcription, POST /v1/transcribe; never live meetings) while Ollama works or a model is resident, and let whisper unload: the summary model and whisper are then never in memory at once for work that can wait. Off by default (imports start at once); on in the aggressive, maximum and low-memory profiles. Published as batchHold$ and the `batch` event of /api/events.',
+          ),
+        idleAfterMs: duration(
+          'Batch transcription stays held this long after the last Ollama request ends: Meetily sends a summary as chunk requests back to back, and resuming whisper between two of them would put both models in memory anyway.',
+        ).prefault('20s'),
+        maxHoldMs: duration(
+          'Longest batch hold in one stretch; then batch transcription runs until the models have been idle, even next to a resident model, so a model kept loaded all day never starves imports.',
+        )
+          .refine((ms) => ms > 0, 'must be longer than 0 ms')
+          .prefault('15m'),
+      })
+      .describe('Batch transcription yields to the summary model (docs/coordinator.md).')
+      .prefault({}),
   })
-  .describe('Coordinator: optimization level, low-memory mode, observe-only rollout, action hysteresis.')
+  .describe('Coordinator: optimization level, low-memory mode, observe-only rollout, action hysteresis, batch transcription yielding to the summary model.')
   .prefault({});
 export type OptimizationConfig = z.output<typeof optimizationSchema>;

@@ -8,6 +8,8 @@ const LABELS: Record<string, string> = {
   'disable-live-summaries': 'disable live summaries',
   'cap-model-budget': 'cap the model budget',
   'cap-transcription-concurrency': 'cap transcription concurrency',
+  'hold-batch': 'hold batch transcription',
+  'resume-batch': 'resume batch transcription',
 };
 
 /** `unload idle models`, `cap the model budget`, ...; a governor kind as it is (`unload`, `hold`). */

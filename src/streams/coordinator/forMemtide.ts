@@ -7,6 +7,8 @@
  */
 import { asapScheduler, EMPTY, map, observeOn, Subscription, type Observable, type SchedulerLike } from 'rxjs';
 import type { Memtide } from '../../app/memtide.js';
+import type { MemorySample } from '../../model.js';
+import type { BatchFacts } from '../../operators/yieldBatch.js';
 import type { ActionEntry, ActionUpdate } from '../../sinks/historyStore.js';
 import type { ModelGovernor } from '../governorApi.js';
 import type { ModelGovernorHandle } from '../modelGovernor.js';
@@ -86,6 +88,26 @@ export function activityOf(samples$: Observable<unknown>, parts: Pick<Coordinato
 }
 
 /**
+ * Model-side facts for the batch hold, read at each sample from the governor:
+ * requests in flight through the proxy and the bytes of the models it knows
+ * are loaded (`/api/ps` sizes, or its estimate before Ollama reports them).
+ * Without a governor nothing is known, so nothing is held.
+ */
+export function batchFactsOf(samples$: Observable<MemorySample>, governor: Pick<CoordinatedGovernor, 'list'> | undefined): Observable<BatchFacts> {
+  if (!governor) return EMPTY;
+  return samples$.pipe(
+    map((sample) => {
+      const models = governor.list();
+      return {
+        atMs: sample.timestampMs,
+        ollamaInFlight: models.reduce((sum, m) => sum + m.inFlight, 0),
+        residentModelBytes: models.reduce((sum, m) => sum + m.sizeBytes, 0),
+      };
+    }),
+  );
+}
+
+/**
  * Keeps the records in the `actions` table: inserted when recorded, updated
  * when measured, undone or failed (the coordinator's ids map to row ids).
  */
@@ -133,17 +155,21 @@ export function coordinatorForMemtide(memtide: Memtide, parts: CoordinatorParts 
     config$: memtide.config$,
     actuators: actuatorsOf(parts),
     activity$: activityOf(memtide.samples$, parts),
-    ...(parts.governor ? { governorActions$: parts.governor.actions$ } : {}),
+    ...(parts.governor ? { governorActions$: parts.governor.actions$, batchFacts$: batchFactsOf(memtide.samples$, parts.governor) } : {}),
     ...(parts.scheduler ? { scheduler: parts.scheduler } : {}),
   });
   const history = parts.history ?? memtide.history;
   const sink = history ? recordActions(coordinator.actions$, history, parts.onHistoryError) : new Subscription();
+  // The engine's batchHold$ (and the runner's `batch` event) follows this coordinator from now on.
+  // (Test doubles of the engine may lack the hook.)
+  const attached = typeof memtide.attachBatchHold === 'function' ? memtide.attachBatchHold(coordinator.batchHold$) : new Subscription();
   return {
     ...coordinator,
     stop() {
       // The coordinator's last records (closed on stop) still reach the table, then the sink goes.
       coordinator.stop();
       sink.unsubscribe();
+      attached.unsubscribe();
     },
   };
 }

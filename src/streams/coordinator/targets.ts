@@ -16,6 +16,9 @@ export function targetsOf(config: MemtideConfig) {
   return { models: 'ollama', transcription, caches: engine, liveSummaries: 'ollama' } as const;
 }
 
+/** The `detail` of the `hold-batch` and `resume-batch` records: what the batch hold holds. */
+export const BATCH_DETAIL = 'batch transcription (imports, re-transcription of files)';
+
 /** The `detail` of each action's record. */
 export const DETAILS: Readonly<Record<CoordinatedAction, string>> = {
   'unload-idle-models': 'idle unpinned models',
