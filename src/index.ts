@@ -10,7 +10,8 @@
  * {@link pressureResponse}, {@link chunkAudio}, {@link transcribeBounded}),
  * the model governor and proxy ({@link createModelGovernor},
  * {@link startProxy}), the coordinator that answers pressure across
- * components ({@link createCoordinator}, {@link coordinateActions}), the
+ * components ({@link createCoordinator}, {@link coordinateActions},
+ * {@link yieldBatch}), the
  * history store ({@link HistoryStore}) and the data
  * types of `src/model.ts` ({@link MemorySample}, {@link PressureChange},
  * {@link Alert}, ...).
@@ -56,10 +57,10 @@ export { idleUnload, IdleUnloadError } from './operators/idleUnload.js';
 export { lruBudget, LruBudgetError } from './operators/lruBudget.js';
 export { contextForMemory } from './operators/contextForMemory.js';
 export { pressureResponse } from './operators/pressureResponse.js';
-export { createModelGovernor, type ModelGovernorHandle, type GovernedModel } from './streams/modelGovernor.js';
-export { GovernorError, type ModelGovernor, type Admission, type AdmissionRequest, type GovernorAction } from './streams/governorApi.js';
+export { createModelGovernor, advertisedContextOf, type ModelGovernorHandle, type GovernedModel } from './streams/modelGovernor.js';
+export { GovernorError, type ModelGovernor, type Admission, type AdmissionRequest, type GovernorAction, type ContextRun } from './streams/governorApi.js';
 export { createOllamaApi, type OllamaApi } from './sources/ollamaApi.js';
-export { startProxy } from './app/proxy/proxy.js';
+export { startProxy, type OpenAiChatMode, type TranslationCounts } from './app/proxy/proxy.js';
 
 // Coordinator: pressure answered across components (docs/coordinator.md)
 export {
@@ -73,6 +74,7 @@ export {
   type CoordinatorDecision,
 } from './operators/coordinateActions.js';
 export { balanceBudgets, BalanceBudgetsError, type BalanceBudgetsConfig, type BalanceFacts, type BudgetCaps } from './operators/balanceBudgets.js';
+export { yieldBatch, YieldBatchError, type YieldBatchConfig, type YieldBatchErrorCode, type BatchFacts, type BatchHold } from './operators/yieldBatch.js';
 export {
   createCoordinator,
   type ActionEvent,
@@ -86,7 +88,7 @@ export {
   type CoordinatorState,
   type ExecutedState,
 } from './streams/coordinator.js';
-export { coordinatorForMemtide, actuatorsOf, recordActions, type CoordinatorParts, type MemtideCoordinator } from './streams/coordinator/forMemtide.js';
+export { coordinatorForMemtide, actuatorsOf, batchFactsOf, recordActions, type CoordinatorParts, type MemtideCoordinator } from './streams/coordinator/forMemtide.js';
 export type { ActionEntry, StoredAction, ActionQuery } from './sinks/historyStore.js';
 export type { OptionalDeferral, UnloadIdleScope, UnloadIdleResult } from './streams/governorApi.js';
 

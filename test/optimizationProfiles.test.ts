@@ -114,6 +114,9 @@ describe('the profiles', () => {
     expect(low.transcription.maxQueuedChunks).toBe(1);
     expect(low.sampling.intervalMs).toBe(2_000);
     expect(low.server.updateIntervalMs).toBe(5_000);
+    // Batch transcription yields to the summary model from aggressive on; basic starts imports at once, as before.
+    expect(PROFILE_NAMES.map((name) => profileAlone(name).optimization.batchYield.enabled)).toEqual([false, true, true, true]);
+    expect(load({ set: ['optimization.level=maximum', 'optimization.batchYield.enabled=false'] }).optimization.batchYield).toEqual({ enabled: false, idleAfterMs: 20_000, maxHoldMs: 900_000 });
   });
 
   it('low-memory mode wins over the level; observe-only rides along', () => {
@@ -222,7 +225,12 @@ describe('a profile never breaks a valid user config', () => {
     const userArb = fc.record(
       {
         optimization: fc.record(
-          { level: pick(['basic', 'aggressive', 'maximum'] as const), lowMemory: fc.boolean(), observeOnly: fc.boolean() },
+          {
+            level: pick(['basic', 'aggressive', 'maximum'] as const),
+            lowMemory: fc.boolean(),
+            observeOnly: fc.boolean(),
+            batchYield: fc.record({ enabled: fc.boolean(), maxHoldMs: fc.integer({ min: 1, max: 3_600_000 }) }, { requiredKeys: [] }),
+          },
           { requiredKeys: [] },
         ),
         models: fc.record(
@@ -272,7 +280,17 @@ describe('a profile never breaks a valid user config', () => {
         for (const row of PROFILE_ROWS) {
           if (valueAt(values, row.path) !== undefined) expect(valueAt(withProfile, row.path), row.path).toEqual(valueAt(alone, row.path));
         }
-        expect(withProfile.optimization).toEqual(alone.optimization);
+        // The keys that select the profile are never changed by it; the profile's own optimization rows
+        // (optimization.batchYield.enabled) only where the user left them alone.
+        const unset = (config: MemtideConfig) => {
+          const copy = structuredClone(config.optimization) as unknown as Record<string, Record<string, unknown>>;
+          for (const row of PROFILE_ROWS) {
+            const [section, group, key] = row.path.split('.');
+            if (section === 'optimization' && group && key && valueAt(values, row.path) === undefined) delete copy[group]![key];
+          }
+          return copy;
+        };
+        expect(unset(withProfile)).toEqual(unset(alone));
         if (withProfile.audio.chunkSeconds !== profileAlone(selectProfile(alone.optimization).name).audio.chunkSeconds && valueAt(values, 'audio.chunkSeconds') === undefined) yielded += 1;
       }),
       { numRuns: 400 },

@@ -30,7 +30,7 @@ export interface ProfileChoice {
 }
 
 /** How a value is shown in the docs. */
-export type ProfileUnit = 'ms' | 'bytes' | 'seconds' | 'count' | 'factor' | 'tokens';
+export type ProfileUnit = 'ms' | 'bytes' | 'seconds' | 'count' | 'factor' | 'tokens' | 'switch';
 
 /** One setting every profile gives a value to. */
 export interface ProfileRow {
@@ -104,8 +104,24 @@ export const PROFILE_ROWS: readonly ProfileRow[] = [
     saves: 'lower',
     profiles: {
       basic: { value: 4096, why: "Schema default, Ollama's own default: no request gets more context than Ollama would give it." },
-      aggressive: { value: 4096, why: 'Unchanged: Ollama reloads a model whenever num_ctx changes, so going below its default trades memory for reloads.' },
-      ...asMaximum(2048, 'Halves the KV cache chosen for free memory (about 224 MiB less for llama3.2:3b at f16); a longer prompt still gets the size it needs.'),
+      aggressive: {
+        value: 4096,
+        why: "Unchanged: Meetily chunks its transcript to the context /api/show advertises, so 2048 would cut a 12-minute meeting's summary into about seven requests instead of four and keep the model loaded ~2x longer (bench:e2e: mean memory 20% instead of ~45% below Meetily's defaults) to save 270 MB of KV cache.",
+      },
+      ...asMaximum(
+        2048,
+        "Halves the KV cache chosen for free memory (about 224 MiB less for llama3.2:3b at f16); a longer prompt still gets the size it needs. Meetily chunks its transcripts to the smaller context /api/show then advertises: more summary requests, the model loaded longer.",
+      ),
+    },
+  },
+  {
+    path: 'models.answerReserveTokens',
+    unit: 'tokens',
+    saves: 'lower',
+    profiles: {
+      basic: { value: 1024, why: 'Schema default: room for a long answer on top of the prompt estimate.' },
+      aggressive: { value: 1024, why: 'Unchanged: at a 4096 context Meetily still gets 2472-token chunks.' },
+      ...asMaximum(512, "Meetily chunks its transcript to maxContext minus this (minus its own 600): at 2048, 512 keeps its chunks at 936 tokens, and the estimate's ~40% overcount of English prompts leaves the answer more room than that."),
     },
   },
   {
@@ -158,6 +174,20 @@ export const PROFILE_ROWS: readonly ProfileRow[] = [
       basic: { value: 5 * MINUTE, why: 'Schema default: the in-process whisper model stays loaded between files.' },
       aggressive: { value: 2 * MINUTE, why: 'The whisper model goes 2 min after the last chunk.' },
       ...asMaximum(MINUTE, 'Still two 30 s chunk periods, so live audio never reloads the model between chunks.'),
+    },
+  },
+  {
+    path: 'optimization.batchYield.enabled',
+    unit: 'switch',
+    // On holds batch transcription while the models are busy: less memory at once.
+    saves: 'higher',
+    profiles: {
+      basic: { value: false, why: 'Schema default: imports and re-transcriptions start at once, as before, even next to a resident summary model.' },
+      aggressive: {
+        value: true,
+        why: 'Batch transcription waits while Ollama works or a model is resident (at most 15 min at a stretch), so whisper and the 3.5 GB summary runner are not in memory at once; live meetings are never held.',
+      },
+      ...asMaximum(true, 'Batch transcription waits for the summary model and whisper unloads meanwhile: the meeting-day peak of docs/benchmarks.md is the two at once.'),
     },
   },
   {
