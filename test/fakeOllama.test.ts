@@ -202,6 +202,20 @@ describe('fake Ollama: keep_alive and num_ctx', () => {
     expect(running?.size).toBe(runnerSizeBytes(spec('llama3.1:8b'), 8192));
   });
 
+  it('counts a prompt longer than the runner\'s context as truncated (Ollama cuts it silently), on /v1 at the default num_ctx too', async () => {
+    const { server, client } = await fake();
+    const long = 'word '.repeat(1000); // 5000 characters: ~1250 tokens at 4 characters a token
+    await client.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: long }], options: { num_ctx: 2048 } });
+    expect(server.stats.truncated).toBe(0);
+    await client.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: long }], options: { num_ctx: 1024 } });
+    expect(server.stats.truncated).toBe(1);
+    const v1 = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'llama3.1:8b', messages: [{ role: 'user', content: long.repeat(4) }] }) });
+    expect(v1.status).toBe(200);
+    await v1.text();
+    expect(server.stats.truncated).toBe(2);
+    expect(server.stats.perModel['llama3.1:8b']?.truncated).toBe(2);
+  });
+
   it('accounts memory as weights + KV(num_ctx) + overhead, off the documented estimate by a per-model bias', async () => {
     const { client } = await fake();
     await client.generate({ model: 'llama3.1:8b', prompt: 'x', options: { num_ctx: 8192 } });

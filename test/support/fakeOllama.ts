@@ -277,6 +277,11 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
   async function generate(inf: Inference, runner: Runner, signal: AbortSignal, failMidstream: boolean): Promise<void> {
     const { res, flavor, model } = inf;
     const started = process.hrtime.bigint();
+    if (inf.promptTokens > runner.numCtx) {
+      // Ollama keeps the prompt's end and drops the rest without telling the client (only its log says so).
+      stats.truncated += 1;
+      scheduler.modelStats(inf.spec.name).truncated += 1;
+    }
     const count = inf.numPredict !== null ? Math.min(inf.numPredict, responseTokens) : responseTokens;
     const doneReason = count < responseTokens ? 'length' : 'stop';
     const id = `${flavor === 'openai-chat' ? 'chatcmpl' : 'cmpl'}-${++requestCounter}`;

@@ -33,6 +33,8 @@ export interface ModelStats {
   reloads: number;
   evictions: number;
   cancelled: number;
+  /** Prompts longer than the runner's num_ctx: Ollama cuts them to fit ("truncating input prompt"), and the model never reads the rest. */
+  truncated: number;
 }
 
 export interface FakeStats extends ModelStats {
@@ -92,7 +94,7 @@ export interface SchedulerOptions {
 /** Far future for "forever", like Go's `time.Now().Add(math.MaxInt64)` (~292 years). */
 const FOREVER_MS = 292 * 365.25 * 86_400_000;
 
-export const emptyModelStats = (): ModelStats => ({ requests: 0, loads: 0, unloads: 0, reloads: 0, evictions: 0, cancelled: 0 });
+export const emptyModelStats = (): ModelStats => ({ requests: 0, loads: 0, unloads: 0, reloads: 0, evictions: 0, cancelled: 0, truncated: 0 });
 
 export class FakeScheduler {
   readonly runners = new Map<string, Runner>();
