@@ -13,7 +13,7 @@
  *    recording is decoded whole.
  * 2. memtide governing: the same day, the simulated Meetily's Ollama URL
  *    pointing at the real memtide runner's proxy (`memtide run`, from
- *    dist/, optimization level aggressive, history in SQLite, dashboard open
+ *    dist/, optimization level aggressive by default, history in SQLite, dashboard open
  *    over SSE), its transcription through memtide's bounded streaming
  *    pipeline. The runner's own memory counts.
  *
@@ -24,12 +24,16 @@
  * missing. Flags: `--smoke` runs the seconds-long day of the smoke test
  * (no target check); `--idle-timeout DURATION` (day time, e.g. `15s`) sets
  * memtide's models.idleTimeoutMs instead of level aggressive's 30 s, for
- * what-if runs (the report's timer line shows the value used).
+ * what-if runs (the report's timer line shows the value used);
+ * `--level maximum` runs memtide at optimization level maximum instead of
+ * aggressive (its profile's timers, scaled); `--samples FILE` writes both runs' memory samples and phases as JSON, to
+ * see what was in memory when.
  */
+import { writeFileSync } from 'node:fs';
 import { runE2e } from './e2e/run.js';
 import { stopAll } from './e2e/child.js';
 import { parseDuration } from '../src/app/units.js';
-import { MEETING_DAY, SMOKE_DAY } from './e2e/scenario.js';
+import { atLevel, MEETING_DAY, SMOKE_DAY } from './e2e/scenario.js';
 
 const smoke = process.argv.includes('--smoke');
 const idleFlag = process.argv.indexOf('--idle-timeout');
@@ -38,7 +42,19 @@ if (idleMs === null) {
   console.error(`--idle-timeout: not a duration: "${process.argv[idleFlag + 1] ?? ''}" (e.g. 15s, 1m)`);
   process.exit(2);
 }
-const base = smoke ? SMOKE_DAY : MEETING_DAY;
+const samplesFlag = process.argv.indexOf('--samples');
+const samplesFile = samplesFlag >= 0 ? process.argv[samplesFlag + 1] : undefined;
+if (samplesFlag >= 0 && (samplesFile === undefined || samplesFile.startsWith('--'))) {
+  console.error('--samples: expected a file name');
+  process.exit(2);
+}
+const levelFlag = process.argv.indexOf('--level');
+const level = levelFlag >= 0 ? process.argv[levelFlag + 1] : 'aggressive';
+if (level !== 'aggressive' && level !== 'maximum') {
+  console.error(`--level: expected aggressive or maximum, got "${level ?? ''}"`);
+  process.exit(2);
+}
+const base = atLevel(smoke ? SMOKE_DAY : MEETING_DAY, level);
 const scenario = idleMs === undefined ? base : { ...base, memtideModelIdleDayMs: idleMs };
 const onSignal = () => {
   void stopAll().then(() => process.exit(130));
@@ -48,6 +64,10 @@ process.once('SIGTERM', onSignal);
 
 runE2e({ scenario, checkTarget: !smoke, log: (line) => process.stderr.write(`${line}\n`) })
   .then((result) => {
+    if (samplesFile !== undefined) {
+      const runs = [result.baseline, result.memtide].map((run) => ({ mode: run.mode, phases: run.phases, samples: run.sampler.samples }));
+      writeFileSync(samplesFile, JSON.stringify(runs));
+    }
     console.log(result.text);
     process.exitCode = result.exitCode;
   })

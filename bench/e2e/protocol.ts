@@ -53,6 +53,8 @@ export interface SimReport {
   db: { meetings: number; transcripts: number; summaries: number };
   /** Pressure levels the simulator saw from memtide (memtide run). */
   pressureEvents: number;
+  /** Times memtide held Meetily's batch transcription (its `batch` event). */
+  batchHolds: number;
   /** whisper.cpp calls, their total time as this machine ran them (load included), and calls longer than their paced slot. */
   whisper: { chunks: number; totalMs: number; overruns: number };
   durationMs: number;

@@ -52,6 +52,8 @@ function checks(result: ModeResult): string[] {
     const events = result.dashboard?.events ?? {};
     if (!result.dashboard || !(events.sample ?? 0)) problems.push('memtide: the dashboard received no live samples over SSE');
     if (!result.history || result.history.systemSamples === 0) problems.push('memtide: no history was written');
+    // Meetily's own chunking may overflow Ollama's context; with memtide in the path nothing may be cut.
+    if ((result.ollamaStats?.truncated ?? 0) > 0) problems.push(`memtide: Ollama truncated ${result.ollamaStats?.truncated} summary prompts (part of a transcript was never read)`);
   }
   return problems;
 }
@@ -67,16 +69,16 @@ export function buildReport(scenario: Scenario, baseline: ModeResult, memtide: M
   const problems = [...checks(baseline), ...checks(memtide)];
   const reads = runs.reduce((n, r) => n + r.sampler.pssReads, 0);
   const rssReads = runs.reduce((n, r) => n + r.sampler.rssReads, 0);
-  const runner = runnerSizeBytes(scenario.summaryModel, scenario.summaryTokenThreshold);
+  const runner = runnerSizeBytes(scenario.summaryModel, scenario.ollamaDefaultNumCtx);
 
   lines.push(`date: ${new Date().toISOString()}, node ${process.version}, ${os.availableParallelism()} cores, kernel ${os.release()}, load average ${meta.loadStart.toFixed(2)} at start / ${os.loadavg()[0]!.toFixed(2)} at end`);
   lines.push(`scenario: ${scenario.name}; one day minute = ${s(benchMs(scenario, 60_000) * 1000)} ms of bench time (x${scenario.timeScale})`);
   for (const line of describeScenario(scenario)) lines.push(`  - ${line}`);
   lines.push(
-    `timers, day -> bench: Ollama keep_alive ${scenario.ollamaKeepAliveDayMs / 60_000} min -> ${s(benchMs(scenario, scenario.ollamaKeepAliveDayMs))} s; memtide (optimization.level aggressive) models.idleTimeoutMs ${scenario.memtideModelIdleDayMs / 1000} s -> ${s(benchMs(scenario, scenario.memtideModelIdleDayMs))} s, pressureGraceMs ${scenario.memtidePressureGraceDayMs / 1000} s -> ${(benchMs(scenario, scenario.memtidePressureGraceDayMs) / 1000).toFixed(2)} s, transcription.idleUnloadMs ${scenario.memtideWhisperIdleDayMs / 60_000} min -> ${s(benchMs(scenario, scenario.memtideWhisperIdleDayMs))} s; a summary request ${scenario.requestDayMs / 1000} s -> ${s(benchMs(scenario, scenario.requestDayMs))} s; a live ${scenario.liveChunkSeconds} s chunk every ${s(benchMs(scenario, scenario.liveChunkSeconds * 1000))} s`,
+    `timers, day -> bench: Ollama keep_alive ${scenario.ollamaKeepAliveDayMs / 60_000} min -> ${s(benchMs(scenario, scenario.ollamaKeepAliveDayMs))} s; memtide (optimization.level ${scenario.level}) models.idleTimeoutMs ${scenario.memtideModelIdleDayMs / 1000} s -> ${s(benchMs(scenario, scenario.memtideModelIdleDayMs))} s, pressureGraceMs ${scenario.memtidePressureGraceDayMs / 1000} s -> ${(benchMs(scenario, scenario.memtidePressureGraceDayMs) / 1000).toFixed(2)} s, transcription.idleUnloadMs ${scenario.memtideWhisperIdleDayMs / 60_000} min -> ${s(benchMs(scenario, scenario.memtideWhisperIdleDayMs))} s; a summary request ${scenario.requestDayMs / 1000} s -> ${s(benchMs(scenario, scenario.requestDayMs))} s; a live ${scenario.liveChunkSeconds} s chunk every ${s(benchMs(scenario, scenario.liveChunkSeconds * 1000))} s`,
   );
   lines.push(
-    `summary model: ${scenario.summaryModel.name} ${scenario.summaryModel.quantization}, runner ${(runner / 1e9).toFixed(2)} GB at num_ctx ${scenario.summaryTokenThreshold} (allocated and filled for real); whisper: random-weight tiny.en (${(meta.whisperModelBytes / MB).toFixed(0)} MB), ${scenario.whisperThreads} threads, one model copy${scenario.whisperDayMsPerChunk > 0 ? `, each call paced to ${scenario.whisperDayMsPerChunk / 1000} s of day time per ${scenario.liveChunkSeconds} s chunk` : ''}`,
+    `summary model: ${scenario.summaryModel.name} ${scenario.summaryModel.quantization}, runner ${(runner / 1e9).toFixed(2)} GB at num_ctx ${scenario.ollamaDefaultNumCtx}, ${(runnerSizeBytes(scenario.summaryModel, scenario.ollamaDefaultNumCtx / 2) / 1e9).toFixed(2)} GB at ${scenario.ollamaDefaultNumCtx / 2} (allocated and filled for real); whisper: random-weight tiny.en (${(meta.whisperModelBytes / MB).toFixed(0)} MB), ${scenario.whisperThreads} threads, one model copy${scenario.whisperDayMsPerChunk > 0 ? `, each call paced to ${scenario.whisperDayMsPerChunk / 1000} s of day time per ${scenario.liveChunkSeconds} s chunk` : ''}`,
   );
   lines.push(`memory: PSS from smaps_rollup (${reads} process reads${rssReads > 0 ? `, RSS for ${rssReads}` : ''}), every ${meta.samplingIntervalMs} ms, all processes of each run; window = the simulated Meetily's day`);
   lines.push('');
@@ -124,6 +126,7 @@ export function buildReport(scenario: Scenario, baseline: ModeResult, memtide: M
   row('transcripts produced / expected', `${items(baseline, (i) => i.transcripts)} / ${items(baseline, (i) => i.expectedTranscripts)}`, `${items(memtide, (i) => i.transcripts)} / ${items(memtide, (i) => i.expectedTranscripts)}`);
   row('summaries produced / expected', `${baseline.sim.items.filter((i) => i.summaryOk).length} / ${baseline.sim.items.length}`, `${memtide.sim.items.filter((i) => i.summaryOk).length} / ${memtide.sim.items.length}`);
   row('summary requests (POST /v1/chat/completions)', String(items(baseline, (i) => i.summaryRequests)), String(items(memtide, (i) => i.summaryRequests)));
+  row('summary prompts Ollama truncated (longer than the context it ran them at)', String(baseline.ollamaStats?.truncated ?? '?'), String(memtide.ollamaStats?.truncated ?? '?'));
   const req = (r: ModeResult) => `${r.sim.requests.sent} / ${r.sim.requests.answered} / ${r.sim.requests.sent - r.sim.requests.answered}`;
   row('Ollama requests sent / answered / lost', req(baseline), req(memtide));
   const db = (r: ModeResult) => `${r.sim.db.meetings} meetings, ${r.sim.db.transcripts} transcripts, ${r.sim.db.summaries} summaries`;
@@ -136,6 +139,7 @@ export function buildReport(scenario: Scenario, baseline: ModeResult, memtide: M
   );
   row("memtide's history (SQLite)", '-', memtide.history ? `${memtide.history.systemSamples} samples, ${memtide.history.componentRows} component rows` : 'none');
   row('pressure levels Meetily received from memtide', '-', String(memtide.sim.pressureEvents));
+  row('times memtide held the import while the summary model was busy or resident', '-', String(memtide.sim.batchHolds));
   lines.push('');
   const overruns = runs.reduce((n, r) => n + r.sim.whisper.overruns, 0);
   const calls = runs.reduce((n, r) => n + r.sim.whisper.chunks, 0);

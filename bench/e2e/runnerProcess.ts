@@ -2,12 +2,14 @@
  * The real memtide runner of the governed run: `node dist/app/cli.js run
  * --config <tmp>/memtide.json`, with the Ollama proxy on (the simulated
  * Meetily's Ollama URL points at it), history in a temporary SQLite file,
- * the dashboard and API served, and `optimization.level: "aggressive"`.
+ * the dashboard and API served, and `optimization.level` the scenario's
+ * (`aggressive` unless bench:e2e --level says otherwise).
  *
  * The level's profile (src/app/optimizationProfiles.ts) applies as is,
  * except its timers, which are written explicitly, scaled like the rest of
- * the day (models.idleTimeoutMs 30 s, pressureGraceMs 10 s,
- * transcription.idleUnloadMs 2 min at level aggressive; see scenario.ts).
+ * the day (e.g. models.idleTimeoutMs 30 s, pressureGraceMs 10 s,
+ * transcription.idleUnloadMs 2 min at level aggressive, and
+ * optimization.batchYield's 20 s idleAfterMs and 15 min maxHoldMs; see scenario.ts).
  * Sampling, history flushing and the dashboard's update rate stay at their
  * real-time values: their cost is per real second. Component rules name the bench's processes
  * so memtide watches them (reading their PSS) as it would Meetily's and
@@ -61,7 +63,11 @@ export function runnerConfig(scenario: Scenario, dir: string, upstream: string, 
     },
     proxy: { enabled: true, listen: `127.0.0.1:${proxyPort}` },
     transcription: { idleUnloadMs: Math.round(benchMs(scenario, scenario.memtideWhisperIdleDayMs)) },
-    optimization: { level: 'aggressive' },
+    // batchYield.enabled comes from the level's profile; only its timers are scaled here.
+    optimization: {
+      level: scenario.level,
+      batchYield: { idleAfterMs: Math.round(benchMs(scenario, scenario.batchIdleAfterDayMs)), maxHoldMs: Math.round(benchMs(scenario, scenario.batchMaxHoldDayMs)) },
+    },
   };
 }
 

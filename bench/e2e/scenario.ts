@@ -18,6 +18,7 @@
  * machine's full speed, and loading a model really allocates its bytes.
  */
 import { PROFILE_ROWS } from '../../src/app/optimizationProfiles.js';
+import { optimizationSchema } from '../../src/app/schema/optimization.js';
 import type { FakeModelSpec } from '../../test/support/fakeOllamaModels.js';
 import { modelSpec } from '../../test/support/fakeOllamaModels.js';
 
@@ -44,8 +45,13 @@ export type DayStep =
    */
   | { kind: 'import'; name: string; file: ImportFileSpec; whilePreviousSummary?: boolean };
 
+/** Optimization levels the memtide run can use (bench:e2e --level). */
+export type BenchLevel = 'aggressive' | 'maximum';
+
 export interface Scenario {
   name: string;
+  /** memtide's optimization.level in the governed run; the timers below are its profile's. */
+  level: BenchLevel;
   /** Day milliseconds per bench millisecond. */
   timeScale: number;
   /** The Ollama model Meetily summarizes with (the fake server's facts; its runner memory is allocated for real). */
@@ -58,12 +64,16 @@ export interface Scenario {
   loadDayMsPerGb: number;
   /** Ollama's OLLAMA_KEEP_ALIVE default. */
   ollamaKeepAliveDayMs: number;
-  /** memtide's models.idleTimeoutMs at optimization level aggressive (src/app/optimizationProfiles.ts). */
+  /** memtide's models.idleTimeoutMs at the run's optimization level (src/app/optimizationProfiles.ts). */
   memtideModelIdleDayMs: number;
-  /** memtide's models.pressureGraceMs at level aggressive. */
+  /** memtide's models.pressureGraceMs at that level. */
   memtidePressureGraceDayMs: number;
-  /** memtide's transcription.idleUnloadMs at level aggressive. */
+  /** memtide's transcription.idleUnloadMs at that level. */
   memtideWhisperIdleDayMs: number;
+  /** memtide's optimization.batchYield.idleAfterMs (schema default; the aggressive and maximum profiles turn batchYield on). */
+  batchIdleAfterDayMs: number;
+  /** memtide's optimization.batchYield.maxHoldMs. */
+  batchMaxHoldDayMs: number;
   /** Live chunks (Meetily: VAD segments; here 30 s in both runs, memtide's default chunk). */
   liveChunkSeconds: number;
   /** Import segments (Meetily splits speech at 25 s; memtide's audio.chunkSeconds is set to the same). */
@@ -80,8 +90,8 @@ export interface Scenario {
   whisperDayMsPerChunk: number;
   /** Real speech rate, for the length of the transcript Meetily summarizes. */
   speechWordsPerMinute: number;
-  /** Meetily's summary chunking threshold: the context the model runs at (Ollama's default num_ctx for /v1). */
-  summaryTokenThreshold: number;
+  /** Ollama's default num_ctx (OLLAMA_CONTEXT_LENGTH), what `/v1` requests run at when nothing sets one. */
+  ollamaDefaultNumCtx: number;
   steps: DayStep[];
 }
 
@@ -115,12 +125,26 @@ export const TINY_MODEL = modelSpec({
   fileSizeBytes: 398e6,
 });
 
-/** A timer of the `aggressive` optimization profile, in day milliseconds (the runner gets it scaled: see runnerProcess.ts). */
-export function aggressiveTimer(path: string): number {
-  const value = PROFILE_ROWS.find((row) => row.path === path)?.profiles.aggressive.value;
-  if (typeof value !== 'number') throw new Error(`optimization profile "aggressive" has no number for ${path}`);
+/** A timer of an optimization profile, in day milliseconds (the runner gets it scaled: see runnerProcess.ts). */
+export function profileTimer(level: BenchLevel, path: string): number {
+  const value = PROFILE_ROWS.find((row) => row.path === path)?.profiles[level].value;
+  if (typeof value !== 'number') throw new Error(`optimization profile "${level}" has no number for ${path}`);
   return value;
 }
+
+/** The memtide run at another optimization level: its profile's timers, scaled like the rest. */
+export function atLevel(scenario: Scenario, level: BenchLevel): Scenario {
+  return {
+    ...scenario,
+    level,
+    memtideModelIdleDayMs: profileTimer(level, 'models.idleTimeoutMs'),
+    memtidePressureGraceDayMs: profileTimer(level, 'models.pressureGraceMs'),
+    memtideWhisperIdleDayMs: profileTimer(level, 'transcription.idleUnloadMs'),
+  };
+}
+
+/** The schema's batchYield timers (the profiles set only `enabled`). */
+const BATCH_YIELD_DEFAULTS = optimizationSchema.parse({}).batchYield;
 
 const COMMON = {
   timeScale: 30,
@@ -128,16 +152,19 @@ const COMMON = {
   answerTokens: 8,
   loadDayMsPerGb: 1000,
   ollamaKeepAliveDayMs: 5 * MINUTE,
-  memtideModelIdleDayMs: aggressiveTimer('models.idleTimeoutMs'),
-  memtidePressureGraceDayMs: aggressiveTimer('models.pressureGraceMs'),
-  memtideWhisperIdleDayMs: aggressiveTimer('transcription.idleUnloadMs'),
+  level: 'aggressive',
+  memtideModelIdleDayMs: profileTimer('aggressive', 'models.idleTimeoutMs'),
+  memtidePressureGraceDayMs: profileTimer('aggressive', 'models.pressureGraceMs'),
+  memtideWhisperIdleDayMs: profileTimer('aggressive', 'transcription.idleUnloadMs'),
+  batchIdleAfterDayMs: BATCH_YIELD_DEFAULTS.idleAfterMs,
+  batchMaxHoldDayMs: BATCH_YIELD_DEFAULTS.maxHoldMs,
   liveChunkSeconds: 30,
   importChunkSeconds: 25,
   whisperThreads: 2,
   // 75 s per 30 s chunk: a CPU-only laptop running Meetily's large-v3-turbo is about this slow.
   whisperDayMsPerChunk: 75_000,
   speechWordsPerMinute: 150,
-  summaryTokenThreshold: 4096,
+  ollamaDefaultNumCtx: 4096,
 } satisfies Partial<Scenario>;
 
 /**

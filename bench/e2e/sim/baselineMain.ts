@@ -23,5 +23,6 @@ void simMain(async (args) => ({
   liveMeeting: liveMeetingBaseline,
   importRecording: importBaseline,
   pressureEvents: () => 0,
+  batchHolds: () => 0,
   close: () => undefined,
 }));

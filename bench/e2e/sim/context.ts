@@ -3,7 +3,9 @@
  * database, its whisper engine, its Ollama endpoint, and a way to announce
  * phases to the bench harness (which marks them on the memory timeline).
  */
+import { tap, type MonoTypeOperatorFunction } from 'rxjs';
 import type { AudioChunk } from '../../../src/model.js';
+import type { TranscribedChunk } from '../../../src/operators/transcribeBounded.js';
 import type { Transcriber } from '../../../src/sources/transcribers/transcriber.js';
 import type { ItemReport, SimArgs, SimMessage } from '../protocol.js';
 import type { MeetilyDb } from './meetilyDb.js';
@@ -38,3 +40,24 @@ export function chunkFromFloat(source: string, index: number, firstSample: numbe
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Transcripts a memtide pipeline produced for one meeting, as they are saved to Meetily's database. */
+export interface TranscriptTally {
+  transcripts: number;
+  empty: number;
+  /** Saves each segment and counts it (empty text counts as a failed transcript). */
+  save: MonoTypeOperatorFunction<TranscribedChunk>;
+}
+
+export function transcriptTally(ctx: SimContext, meetingId: number): TranscriptTally {
+  const tally: TranscriptTally = {
+    transcripts: 0,
+    empty: 0,
+    save: tap((segment) => {
+      ctx.db.addTranscript(meetingId, segment.chunkIndex, segment.startMs, segment.endMs, segment.text);
+      tally.transcripts += 1;
+      if (segment.text.trim() === '') tally.empty += 1;
+    }),
+  };
+  return tally;
+}

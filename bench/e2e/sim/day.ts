@@ -11,13 +11,15 @@ import type { ItemReport, SimArgs, SimReport } from '../protocol.js';
 import { benchMs, expectedTranscripts, type DayStep } from '../scenario.js';
 import { send, sleep, type SimContext, type StepOutcome } from './context.js';
 import { MeetilyDb } from './meetilyDb.js';
-import { emptyCounts, OllamaEndpoint, speechLengthTranscript, summarizeTranscript } from './summarize.js';
+import { emptyCounts, meetilyContextSize, meetilyTokenThreshold, OllamaEndpoint, speechLengthTranscript, summarizeTranscript } from './summarize.js';
 
 export interface ModeSteps {
   transcriber: Transcriber;
   liveMeeting(ctx: SimContext, step: Extract<DayStep, { kind: 'meeting' }>): Promise<StepOutcome>;
   importRecording(ctx: SimContext, step: Extract<DayStep, { kind: 'import' }>): Promise<StepOutcome>;
   pressureEvents(): number;
+  /** Times memtide held batch transcription (0 without memtide). */
+  batchHolds(): number;
   close(): void;
 }
 
@@ -54,10 +56,12 @@ export async function runDay(args: SimArgs, mode: ModeSteps): Promise<SimReport>
 
   const summarize = async (item: DayStep & { kind: 'meeting' | 'import' }, outcome: StepOutcome, onFirstAnswer?: () => void): Promise<void> => {
     ctx.phase(`summary: ${item.name}`);
-    await ollama.call('POST', '/api/show', { model });
+    // Meetily sizes its chunks from what /api/show says (verbose, like ollama/metadata.rs).
+    const show = await ollama.call('POST', '/api/show', { name: model, verbose: true });
+    const threshold = meetilyTokenThreshold(meetilyContextSize(show, model));
     const chunkSeconds = item.kind === 'meeting' ? scenario.liveChunkSeconds : scenario.importChunkSeconds;
     const transcript = speechLengthTranscript(db.transcripts(outcome.meetingId), Math.round((scenario.speechWordsPerMinute * chunkSeconds) / 60));
-    const summary = await summarizeTranscript(ollama, model, transcript, scenario.summaryTokenThreshold, onFirstAnswer);
+    const summary = await summarizeTranscript(ollama, model, transcript, threshold, onFirstAnswer);
     if (summary.markdown !== null) db.saveSummary(outcome.meetingId, summary.markdown, summary.requests);
     items.push({
       name: item.name,
@@ -102,7 +106,7 @@ export async function runDay(args: SimArgs, mode: ModeSteps): Promise<SimReport>
   db.close();
   await mode.transcriber.unload();
   mode.close();
-  return { mode: args.mode, items, requests: ollama.counts, db: counts, pressureEvents: mode.pressureEvents(), whisper, durationMs: performance.now() - started };
+  return { mode: args.mode, items, requests: ollama.counts, db: counts, pressureEvents: mode.pressureEvents(), batchHolds: mode.batchHolds(), whisper, durationMs: performance.now() - started };
 }
 
 /** Entry point of both simulator bundles: reads the arguments file, runs the day, prints the report. */

@@ -20,6 +20,7 @@ void simMain(async (args) => {
     liveMeeting: (ctx, step) => liveMeetingGoverned(ctx, pieces, step),
     importRecording: (ctx, step) => importGoverned(ctx, pieces, step),
     pressureEvents: pieces.pressureEvents,
+    batchHolds: pieces.batchHolds,
     close: pieces.close,
   };
 });

@@ -3,10 +3,11 @@
  * `audio` and `transcription` config sections (memtide's defaults, with the
  * idle unload scaled to the day's time compression and the import chunk
  * length set to Meetily's 25 s segments, so both runs transcribe the same
- * audio), and memtide's pressure level, followed over the runner's SSE feed
- * (`/api/events`, the same feed the dashboard uses).
+ * audio), memtide's pressure level and its batch hold (imports wait while a
+ * summary model is busy or resident: docs/coordinator.md), both followed
+ * over the runner's SSE feed (`/api/events`, the same feed the dashboard uses).
  */
-import { ReplaySubject, type Observable } from 'rxjs';
+import { BehaviorSubject, distinctUntilChanged, ReplaySubject, type Observable } from 'rxjs';
 import { audioSchema } from '../../../src/app/schema/audio.js';
 import { transcriptionSchema, type TranscriptionConfig } from '../../../src/app/schema/transcription.js';
 import type { PressureChange } from '../../../src/model.js';
@@ -20,6 +21,10 @@ export interface GovernedPieces {
   transcription: TranscriptionConfig;
   pressure$: Observable<PressureChange>;
   pressureEvents(): number;
+  /** memtide's `batch` event: true while batch transcription should wait. */
+  batchHold$: Observable<boolean>;
+  /** How many times batch work was held. */
+  batchHolds(): number;
   close(): void;
 }
 
@@ -31,10 +36,18 @@ export async function governedPieces(args: SimArgs): Promise<GovernedPieces> {
     idleUnloadMs: Math.round(benchMs(args.scenario, args.scenario.memtideWhisperIdleDayMs)),
   });
   const pressure = new ReplaySubject<PressureChange>(1);
+  const batchHold = new BehaviorSubject<boolean>(false);
   let events = 0;
+  let holds = 0;
   let feed: SseConnection | null = null;
   if (args.runnerUrl !== null) {
     feed = openSse(`${args.runnerUrl}/api/events`, (event, data) => {
+      if (event === 'batch') {
+        const hold = (JSON.parse(data) as { hold: boolean }).hold === true;
+        if (hold && !batchHold.value) holds += 1;
+        batchHold.next(hold);
+        return;
+      }
       if (event !== 'pressure') return;
       events += 1;
       pressure.next(JSON.parse(data) as PressureChange);
@@ -46,9 +59,12 @@ export async function governedPieces(args: SimArgs): Promise<GovernedPieces> {
     transcription,
     pressure$: pressure.asObservable(),
     pressureEvents: () => events,
+    batchHold$: batchHold.pipe(distinctUntilChanged()),
+    batchHolds: () => holds,
     close: () => {
       feed?.close();
       pressure.complete();
+      batchHold.complete();
     },
   };
 }

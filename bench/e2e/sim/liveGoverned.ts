@@ -9,12 +9,12 @@
  * model, as Meetily does; memtide's own idle unload is there too.
  */
 import path from 'node:path';
-import { lastValueFrom, tap } from 'rxjs';
+import { lastValueFrom } from 'rxjs';
 import type { AudioChunk } from '../../../src/model.js';
 import { transcribeInput } from '../../../src/streams/transcription.js';
 import type { DayStep } from '../scenario.js';
 import { benchMs } from '../scenario.js';
-import { dropNow, type SimContext, type StepOutcome } from './context.js';
+import { dropNow, transcriptTally, type SimContext, type StepOutcome } from './context.js';
 import type { GovernedPieces } from './governedPieces.js';
 import { LiveRecording } from './microphone.js';
 
@@ -23,8 +23,7 @@ export async function liveMeetingGoverned(ctx: SimContext, pieces: GovernedPiece
   const meetingId = ctx.db.createMeeting(step.name, 'live');
   const recording = new LiveRecording(ctx.args.micFiles[step.name]!, path.join(ctx.args.workDir, `recording-${meetingId}.wav`), scenario.liveChunkSeconds);
   const chunkSamples = scenario.liveChunkSeconds * 16000;
-  let transcripts = 0;
-  let empty = 0;
+  const tally = transcriptTally(ctx, meetingId);
   let maxBacklog = 0;
 
   async function* recordedChunks(): AsyncGenerator<AudioChunk> {
@@ -38,7 +37,7 @@ export async function liveMeetingGoverned(ctx: SimContext, pieces: GovernedPiece
 
   ctx.phase(`live: ${step.name}`);
   const playing = recording.play(benchMs(scenario, scenario.liveChunkSeconds * 1000), () => {
-    maxBacklog = Math.max(maxBacklog, recording.recorded - transcripts);
+    maxBacklog = Math.max(maxBacklog, recording.recorded - tally.transcripts);
   });
   const transcribed = lastValueFrom(
     transcribeInput(recording.recordingFile, step.name, {
@@ -47,13 +46,7 @@ export async function liveMeetingGoverned(ctx: SimContext, pieces: GovernedPiece
       transcription: pieces.transcription,
       pressure$: pieces.pressure$,
       openChunks: () => recordedChunks(),
-    }).pipe(
-      tap((segment) => {
-        ctx.db.addTranscript(meetingId, segment.chunkIndex, segment.startMs, segment.endMs, segment.text);
-        transcripts += 1;
-        if (segment.text.trim() === '') empty += 1;
-      }),
-    ),
+    }).pipe(tally.save),
     { defaultValue: null },
   );
   await playing;
@@ -62,5 +55,5 @@ export async function liveMeetingGoverned(ctx: SimContext, pieces: GovernedPiece
   recording.close();
   await ctx.transcriber.unload();
   dropNow();
-  return { meetingId, transcripts, emptyTranscripts: empty, maxBacklogChunks: maxBacklog };
+  return { meetingId, transcripts: tally.transcripts, emptyTranscripts: tally.empty, maxBacklogChunks: maxBacklog };
 }

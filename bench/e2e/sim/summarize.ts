@@ -3,14 +3,17 @@
  * against whatever URL it is given as its Ollama endpoint:
  *
  * - tokens are estimated as characters x 0.35 (`rough_token_count`);
- * - a transcript at or above the threshold (the model's context) is cut into
+ * - the threshold is the model's context as `/api/show` tells it, minus 300
+ *   (`meetilyContextSize`, `meetilyTokenThreshold`);
+ * - a transcript at or above the threshold is cut into
  *   chunks of threshold - 300 tokens with 100 tokens of overlap at sentence
  *   or word boundaries (`chunk_text`), each summarized by one request, back
  *   to back; more than one chunk summary is combined by one more request;
  * - the final report is one more request (an English transcript needs no
  *   normalization pass);
- * - every request is `POST /v1/chat/completions`, non-streaming, with no
- *   `keep_alive` and no `options` (Meetily never sends them).
+ * - every request is `POST /v1/chat/completions`, non-streaming, with
+ *   `reasoning_effort: "none"` and no `keep_alive` and no `options` (Meetily
+ *   never sends them); the prompts are Meetily-sized (prompts.ts).
  *
  * The random-weight whisper model writes a few words per chunk where real
  * speech gives ~150 words a minute; so the prompts have the size a real
@@ -19,6 +22,7 @@
  * when it gets no answer, an HTTP error, or an answer without content.
  */
 import type { RequestCounts } from '../protocol.js';
+import { CHUNK_SYSTEM, chunkUserPrompt, COMBINE_SYSTEM, combineUserPrompt, FINAL_SYSTEM, finalUserPrompt } from './prompts.js';
 
 export function roughTokenCount(text: string): number {
   return Math.ceil([...text].length * 0.35);
@@ -63,6 +67,48 @@ export function speechLengthTranscript(lines: readonly string[], words: number):
     .join('\n');
 }
 
+/** Meetily's family defaults when /api/show names no context (ollama/metadata.rs `DEFAULT_CONTEXT_SIZES`). */
+const FAMILY_CONTEXT: ReadonlyArray<[string, number]> = [
+  ['llama', 4096],
+  ['mistral', 8192],
+  ['phi', 2048],
+  ['qwen', 8192],
+  ['gemma', 8192],
+  ['codellama', 16384],
+  ['deepseek', 16384],
+  ['neural-chat', 4096],
+];
+/** Meetily's last resort (`ULTIMATE_FALLBACK`), also used when /api/show cannot be reached. */
+const MEETILY_FALLBACK_CONTEXT = 4000;
+
+/**
+ * The context size Meetily believes the model has, from its `/api/show`
+ * answer (ollama/metadata.rs `fetch_model_info`): `model_info` key
+ * `<details.family>.context_length` (then `.context_size`, `context_length`,
+ * `context_size`), else `PARAMETER num_ctx` in the Modelfile, else its family
+ * table, else 4000. For llama3.2 straight from Ollama that is the *trained*
+ * context, 131072, although Ollama runs `/v1` requests at 4096.
+ */
+export function meetilyContextSize(show: unknown, model: string): number {
+  if (show === null || typeof show !== 'object') {
+    const byName = FAMILY_CONTEXT.find(([family]) => model.toLowerCase().includes(family));
+    return byName?.[1] ?? MEETILY_FALLBACK_CONTEXT;
+  }
+  const answer = show as { model_info?: Record<string, unknown>; details?: { family?: unknown }; modelfile?: unknown };
+  const family = typeof answer.details?.family === 'string' ? answer.details.family : '';
+  for (const key of [`${family}.context_length`, `${family}.context_size`, 'context_length', 'context_size']) {
+    const value = answer.model_info?.[key];
+    if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+  }
+  const fromModelfile = typeof answer.modelfile === 'string' ? /PARAMETER\s+num_ctx\s+(\d+)/.exec(answer.modelfile)?.[1] : undefined;
+  if (fromModelfile !== undefined) return Number(fromModelfile);
+  const byFamily = FAMILY_CONTEXT.find(([name]) => (family || model).toLowerCase().includes(name));
+  return byFamily?.[1] ?? MEETILY_FALLBACK_CONTEXT;
+}
+
+/** `resolve_llm` (summary/service.rs): the token threshold Meetily summarizes with, 300 below the context. */
+export const meetilyTokenThreshold = (contextSize: number): number => Math.max(0, contextSize - 300);
+
 export function emptyCounts(): RequestCounts {
   return { sent: 0, answered: 0, failed: 0, byRoute: {}, failures: [] };
 }
@@ -106,6 +152,8 @@ export class OllamaEndpoint {
         { role: 'user', content: user },
       ],
       stream: false,
+      // Meetily asks Ollama not to think (and retries without the field if the server refuses it).
+      reasoning_effort: 'none',
     })) as { choices?: Array<{ message?: { content?: unknown } }> } | null;
     const content = answer?.choices?.[0]?.message?.content;
     if (typeof content === 'string' && content.trim() !== '') return content;
@@ -136,21 +184,21 @@ export async function summarizeTranscript(endpoint: OllamaEndpoint, model: strin
   let content = transcript;
   if (roughTokenCount(transcript) >= threshold) {
     const summaries: string[] = [];
-    for (const chunk of chunkText(transcript, threshold - 300, 100)) {
+    for (const chunk of chunkText(transcript, Math.max(1, threshold - 300), 100)) {
       requests += 1;
-      const summary = await complete('You are an expert meeting summarizer.', `Provide a concise but comprehensive summary of the following transcript chunk.\n\n<transcript_chunk>\n${chunk}\n</transcript_chunk>`);
+      const summary = await complete(CHUNK_SYSTEM, chunkUserPrompt(chunk));
       if (summary === null) return { markdown: null, requests };
       summaries.push(summary);
     }
     if (summaries.length === 1) content = summaries[0]!;
     else {
       requests += 1;
-      const combined = await complete('You are an expert at synthesizing meeting summaries.', `The following are consecutive summaries of a meeting. Combine them.\n\n<summaries>\n${summaries.join('\n---\n')}\n</summaries>`);
+      const combined = await complete(COMBINE_SYSTEM, combineUserPrompt(summaries));
       if (combined === null) return { markdown: null, requests };
       content = combined;
     }
   }
   requests += 1;
-  const report = await complete('You are an expert meeting summarizer. Generate a final meeting report by filling in the provided Markdown template.', `<transcript_chunks>\n${content}\n</transcript_chunks>`);
+  const report = await complete(FINAL_SYSTEM, finalUserPrompt(content, new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')));
   return { markdown: report, requests };
 }
