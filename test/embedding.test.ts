@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Subject, type Subscription } from 'rxjs';
+import { Subject, VirtualAction, VirtualTimeScheduler, type Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './setup/build.js';
 import { createMemtide, PRESSURE_LEVELS, type BatchHold, type Memtide, type MemorySample, type MemtideConfig, type PressureChange } from '../src/index.js';
@@ -92,6 +92,21 @@ describe('createMemtide() in the default embedded mode', () => {
     expect(sample.system.totalBytes).toBeGreaterThan(0);
     expect(sample.components).toHaveProperty(memtide.config().components.engine);
     expect(sample.self.pid).toBe(process.pid);
+  });
+
+  it("stamps samples with the injected scheduler's clock, so virtual time and sample times agree", async () => {
+    const scheduler = new VirtualTimeScheduler(VirtualAction, 0);
+    const memtide = create({ config: { sampling: { intervalMs: 1000 } }, scheduler });
+    const { samples } = collect(memtide);
+    for (let tick = 0; tick < 3; tick += 1) {
+      // One virtual tick at a time: a sample's reads finish in real time before the next tick may start one.
+      scheduler.maxFrames = tick * 1000;
+      scheduler.flush();
+      const deadline = Date.now() + 5000;
+      while (samples.length <= tick && Date.now() < deadline) await sleep(10);
+    }
+    // Date.now() is ~1.8e12; the stamps are the virtual ticks.
+    expect(samples.map((s) => s.timestampMs)).toEqual([0, 1000, 2000]);
   });
 
   it('pressure$ emits the first level', async () => {

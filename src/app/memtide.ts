@@ -144,7 +144,9 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
   });
   const initial = live.current();
   const readers = options.readers ?? createPlatformReaders();
-  const sampler: Sampler = createSampler({ readers });
+  // Samples are stamped with the scheduler's clock, so a virtual-time engine's samples, history and timers agree.
+  const clock = options.scheduler ?? asyncScheduler;
+  const sampler: Sampler = createSampler({ readers, now: () => clock.now() });
   const history = initial.history.enabled
     ? HistoryStore.open(initial.history.path, {
         rawRetentionMs: initial.history.rawRetentionMs,
@@ -197,7 +199,6 @@ export function createMemtide(options: CreateMemtideOptions = {}): Memtide {
   );
   engine.start();
 
-  const clock = options.scheduler ?? asyncScheduler;
   const batchHold = new BehaviorSubject<BatchHold>({ atMs: clock.now(), hold: false, reason: 'no coordinator: batch transcription is never held' });
   let batchSource: Subscription | null = null;
   const attachBatchHold = (source: Observable<BatchHold>): Subscription => {

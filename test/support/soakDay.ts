@@ -6,9 +6,9 @@
  *   node --expose-gc --import tsx test/support/soakDay.ts '{"hours":24,"dbPath":"/tmp/x.db"}'
  *
  * The full engine (`createMemtide`, history to SQLite, alerts on) runs on a
- * virtual-time scheduler over the synthetic workload of soakWorkload.ts. The
- * clock the sampler stamps samples with (`Date.now`) is the scheduler's, so
- * sample times, history retention and every timer agree. Every
+ * virtual-time scheduler over the synthetic workload of soakWorkload.ts.
+ * `createMemtide` stamps samples with the scheduler's clock, so sample times,
+ * history retention and every timer agree. Every
  * `checkpointEveryMs` of virtual time it forces a full GC and records the
  * real heap, RSS, the number of samples still reachable (a
  * FinalizationRegistry counts the collected ones) and the scheduler's queue.
@@ -74,10 +74,9 @@ const checkpointEveryMs = options.checkpointEveryMs ?? 60_000;
 const durationMs = options.hours * 3_600_000;
 
 const scheduler = virtualScheduler();
-// A Monday, midnight UTC; the sampler stamps samples with Date.now: make it the scheduler's clock.
+// A Monday, midnight UTC: the engine's samples are stamped with the scheduler's clock.
 const startMs = Date.UTC(2026, 0, 5);
 scheduler.frame = startMs;
-Date.now = () => scheduler.now();
 
 /** Runs scheduled actions up to `targetMs`, one at a time, letting promises settle between them. */
 async function advanceTo(s: VirtualTimeScheduler, targetMs: number): Promise<void> {
