@@ -17,6 +17,7 @@ import {
   selfBaselineKey,
   setCommand,
   shrinkContext,
+  quantizeKvCache,
   switchPreset,
   unloadIdleModel,
   type RecommendState,
@@ -157,6 +158,21 @@ describe('recommendations: specific steps from crafted states', () => {
       'Lower the context of b from 32768 to 16384 tokens (num_ctx): its KV cache, which grows with the context, halves.',
     );
     expect(shrinkContext(state({ models: [model('a', GIB, { contextLength: 4096 }), model('b', GIB)] }))).toBeNull();
+  });
+
+  it('advises a q8_0 KV cache while a model is loaded on an f16 server; nothing once q8_0, when unknown, or with no model', () => {
+    const loaded = [model('small', GIB), model('llama3.2:3b', 3 * GIB, { contextLength: 4096 })];
+    expect(quantizeKvCache(state({ models: loaded, tunables: { kvCacheType: 'f16' } }))).toEqual({
+      action: 'Start Ollama with OLLAMA_FLASH_ATTENTION=1 and OLLAMA_KV_CACHE_TYPE=q8_0, then set models.kvCacheType to q8_0: the KV cache of llama3.2:3b (4096 tokens) and of every model loaded after it halves.',
+      command: '--set models.kvCacheType=q8_0',
+    });
+    expect(quantizeKvCache(state({ models: loaded, tunables: { kvCacheType: 'q8_0' } }))).toBeNull();
+    expect(quantizeKvCache(state({ models: loaded, tunables: {} }))).toBeNull();
+    expect(quantizeKvCache(state({ models: [], tunables: { kvCacheType: 'f16' } }))).toBeNull();
+    // Part of what high pressure and an over-budget model component get.
+    const severe = recommendForPressure(state({ pressure: 'high', models: loaded, tunables: { kvCacheType: 'f16' } }));
+    expect(severe.some((r) => r.command === '--set models.kvCacheType=q8_0')).toBe(true);
+    expect(recommendForPressure(state({ pressure: 'medium', models: loaded, tunables: { kvCacheType: 'f16' } })).some((r) => r.command === '--set models.kvCacheType=q8_0')).toBe(false);
   });
 
   it('enables a low-memory mode only when the build has one and it is off', () => {

@@ -32,6 +32,8 @@ export interface Tunables {
   transcription?: { concurrency: number; component: string };
   /** A low-memory mode switch: its config key and whether it is on. */
   lowMemoryMode?: { setting: string; enabled: boolean };
+  /** The Ollama server's KV cache type as configured (`models.kvCacheType`); unknown: no advice about it. */
+  kvCacheType?: 'f16' | 'q8_0' | 'q4_0';
 }
 
 /** Where a component's current growth started: its lowest usage since it (re)started or a model was (un)loaded. */
@@ -242,6 +244,22 @@ export function shrinkContext(state: RecommendState): Recommendation | null {
   };
 }
 
+/**
+ * An f16 KV cache (Ollama's default) is twice the size of q8_0 at the same
+ * context, with a quality loss llama.cpp measures as negligible; unlike a
+ * smaller context it costs no extra requests from clients that chunk their
+ * prompts to the context (Meetily). It is a server setting memtide cannot
+ * apply, so the advice says where it goes. Only while a model is loaded.
+ */
+export function quantizeKvCache(state: RecommendState): Recommendation | null {
+  if (state.tunables.kvCacheType !== 'f16' || state.models.length === 0) return null;
+  const largest = state.models.reduce((a, b) => (b.sizeBytes > a.sizeBytes ? b : a));
+  return {
+    action: `Start Ollama with OLLAMA_FLASH_ATTENTION=1 and OLLAMA_KV_CACHE_TYPE=q8_0, then set models.kvCacheType to q8_0: the KV cache of ${largest.name}${largest.contextLength ? ` (${largest.contextLength} tokens)` : ''} and of every model loaded after it halves.`,
+    command: setCommand('models.kvCacheType', 'q8_0'),
+  };
+}
+
 /** Turn the low-memory mode on, when the build has one and it is off. */
 export function enableLowMemoryMode(state: RecommendState): Recommendation | null {
   const mode = state.tunables.lowMemoryMode;
@@ -329,6 +347,7 @@ export function recommendForPressure(state: RecommendState): Recommendation[] {
     ...state.leaks.map((leak) => restartLeaking(state, leak)),
     severe ? lowerTranscriptionConcurrency(state) : null,
     severe ? shrinkContext(state) : null,
+    severe ? quantizeKvCache(state) : null,
     severe ? enableLowMemoryMode(state) : null,
     switchPreset(state),
   ]);
@@ -353,6 +372,7 @@ export function recommendForBudget(state: RecommendState, component: string): Re
     leak ? restartLeaking(state, leak) : null,
     state.tunables.transcription?.component === component ? lowerTranscriptionConcurrency(state) : null,
     component === modelComponent ? shrinkContext(state) : null,
+    component === modelComponent ? quantizeKvCache(state) : null,
     raiseBudget(state, component),
   ]);
 }

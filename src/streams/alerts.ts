@@ -55,7 +55,7 @@ export function alertInputs(inputs: AlertInputs): Observable<AlertInput> {
  * `transcription.maxConcurrent` (its memory is attributed to the `audio` component).
  */
 export function tunablesOf(config: MemtideConfig): Tunables {
-  return { modelComponent: 'ollama', transcription: { concurrency: config.transcription.maxConcurrent, component: 'audio' } };
+  return { modelComponent: 'ollama', transcription: { concurrency: config.transcription.maxConcurrent, component: 'audio' }, kvCacheType: config.models.kvCacheType };
 }
 
 /** `alertConditions`' options from the whole config. */
