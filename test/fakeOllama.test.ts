@@ -232,6 +232,16 @@ describe('fake Ollama: keep_alive and num_ctx', () => {
     }
     expect(llamaRatio).not.toBeCloseTo(gemmaRatio, 3);
   });
+
+  it('halves the KV cache on a server started with OLLAMA_KV_CACHE_TYPE=q8_0', async () => {
+    const { client } = await fake({ kvCacheType: 'q8_0' });
+    await client.generate({ model: 'llama3.1:8b', prompt: 'x', options: { num_ctx: 8192 } });
+    const [running] = (await client.ps()).models;
+    const llama = spec('llama3.1:8b');
+    expect(kvCacheBytes(llama, 8192, 'q8_0')).toBe(GIB / 2);
+    expect(running?.size).toBe(runnerSizeBytes(llama, 8192, 'q8_0'));
+    expect(runnerSizeBytes(llama, 8192) - runnerSizeBytes(llama, 8192, 'q8_0')).toBeGreaterThan(GIB / 2);
+  });
 });
 
 describe('fake Ollama: eviction, memory and queue', () => {

@@ -21,7 +21,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseKeepAlive } from '../../src/app/proxy/keepAlive.js';
-import { DEFAULT_FAKE_MODELS, normalizeModelName, type FakeModelSpec } from './fakeOllamaModels.js';
+import { DEFAULT_FAKE_MODELS, normalizeModelName, type FakeKvCacheType, type FakeModelSpec } from './fakeOllamaModels.js';
 import { CancelledError, FakeScheduler, OutOfMemoryError, emptyModelStats, type FakeAllocator, type FakeStats, type Runner } from './fakeOllamaScheduler.js';
 import {
   MIDSTREAM_MESSAGE,
@@ -58,6 +58,8 @@ export interface FakeOllamaOptions {
   maxQueue?: number;
   /** OLLAMA_MAX_LOADED_MODELS (3). */
   maxLoadedModels?: number;
+  /** OLLAMA_KV_CACHE_TYPE (f16; q8_0 halves the KV cache, q4_0 quarters it). */
+  kvCacheType?: FakeKvCacheType;
   /** OLLAMA_KEEP_ALIVE ('5m'). */
   defaultKeepAlive?: string | number;
   /** OLLAMA_CONTEXT_LENGTH (4096). */
@@ -162,6 +164,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     loadDelayMsPerGb: options.loadDelayMs ?? 0,
     defaultSessionMs: Number.isFinite(defaultKeepAliveMs) ? defaultKeepAliveMs * timeScale : defaultKeepAliveMs,
     ...(options.allocator ? { allocator: options.allocator } : {}),
+    ...(options.kvCacheType ? { kvCacheType: options.kvCacheType } : {}),
     stats,
   });
   const received: ReceivedRequest[] = [];

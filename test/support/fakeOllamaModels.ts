@@ -59,20 +59,24 @@ export function defaultBias(name: string): number {
   return 1.04 + (byte / 255) * 0.18;
 }
 
-/** KV cache bytes at f16 for `numCtx` tokens. */
-export function kvCacheBytes(spec: FakeModelSpec, numCtx: number): number {
+/** The server's `OLLAMA_KV_CACHE_TYPE` (q8_0 and q4_0 need `OLLAMA_FLASH_ATTENTION=1`). */
+export type FakeKvCacheType = 'f16' | 'q8_0' | 'q4_0';
+const KV_ELEMENT_BYTES: Record<FakeKvCacheType, number> = { f16: 2, q8_0: 1, q4_0: 0.5 };
+
+/** KV cache bytes for `numCtx` tokens (f16 unless the server says otherwise). */
+export function kvCacheBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: FakeKvCacheType = 'f16'): number {
   const headDim = spec.embeddingLength / spec.headCount;
-  return 2 * spec.blockCount * spec.headCountKv * headDim * numCtx * 2;
+  return 2 * spec.blockCount * spec.headCountKv * headDim * numCtx * KV_ELEMENT_BYTES[kvCacheType];
 }
 
 /** The documented estimate (what a careful client would compute), without the fake's bias. */
-export function documentedEstimateBytes(spec: FakeModelSpec, numCtx: number): number {
-  return spec.fileSizeBytes + kvCacheBytes(spec, numCtx) + (spec.overheadBytes ?? 512 * MIB);
+export function documentedEstimateBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: FakeKvCacheType = 'f16'): number {
+  return spec.fileSizeBytes + kvCacheBytes(spec, numCtx, kvCacheType) + (spec.overheadBytes ?? 512 * MIB);
 }
 
 /** What the fake server says the runner really takes (`/api/ps` `size`). */
-export function runnerSizeBytes(spec: FakeModelSpec, numCtx: number): number {
-  return Math.round(documentedEstimateBytes(spec, numCtx) * (spec.bias ?? defaultBias(spec.name)));
+export function runnerSizeBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: FakeKvCacheType = 'f16'): number {
+  return Math.round(documentedEstimateBytes(spec, numCtx, kvCacheType) * (spec.bias ?? defaultBias(spec.name)));
 }
 
 /** Go's `format.HumanBytes2`, as Ollama prints sizes in its errors ("4.6 GiB"). */

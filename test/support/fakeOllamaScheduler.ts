@@ -19,7 +19,7 @@
  *   wait for busy runners to finish; failing fast keeps tests deterministic.
  */
 import type { FakeModelSpec } from './fakeOllamaModels.js';
-import { humanBytes2, runnerSizeBytes } from './fakeOllamaModels.js';
+import { humanBytes2, runnerSizeBytes, type FakeKvCacheType } from './fakeOllamaModels.js';
 
 export interface FakeAllocator {
   load(name: string, bytes: number): Promise<void>;
@@ -88,6 +88,8 @@ export interface SchedulerOptions {
   /** Keep-alive of a load whose request named none (real ms, already scaled; Infinity = forever). */
   defaultSessionMs?: number;
   allocator?: FakeAllocator;
+  /** OLLAMA_KV_CACHE_TYPE (default f16). */
+  kvCacheType?: FakeKvCacheType;
   stats: FakeStats;
 }
 
@@ -217,7 +219,7 @@ export class FakeScheduler {
   }
 
   private async runnerFor(spec: FakeModelSpec, numCtx: number, useMmap: boolean | null, failOom: boolean, signal: AbortSignal): Promise<Runner> {
-    const sizeBytes = runnerSizeBytes(spec, numCtx * this.options.numParallel);
+    const sizeBytes = runnerSizeBytes(spec, numCtx * this.options.numParallel, this.options.kvCacheType);
     if (failOom) {
       // Injected (failNext('oom')): as if the load had been refused, whether or not a runner was there.
       this.options.stats.oom += 1;
