@@ -26,14 +26,17 @@
  * memtide's models.idleTimeoutMs instead of level aggressive's 30 s, for
  * what-if runs (the report's timer line shows the value used);
  * `--level maximum` runs memtide at optimization level maximum instead of
- * aggressive (its profile's timers, scaled); `--samples FILE` writes both runs' memory samples and phases as JSON, to
+ * aggressive (its profile's timers, scaled); `--kv-cache q8_0` is a what-if:
+ * the governed run's Ollama runs with OLLAMA_KV_CACHE_TYPE=q8_0 (memtide's
+ * recommendation applied by the user; the baseline stays f16, as Ollama
+ * ships); `--samples FILE` writes both runs' memory samples and phases as JSON, to
  * see what was in memory when.
  */
 import { writeFileSync } from 'node:fs';
 import { runE2e } from './e2e/run.js';
 import { stopAll } from './e2e/child.js';
 import { parseDuration } from '../src/app/units.js';
-import { atLevel, MEETING_DAY, SMOKE_DAY } from './e2e/scenario.js';
+import { atLevel, MEETING_DAY, SMOKE_DAY, type Scenario } from './e2e/scenario.js';
 
 const smoke = process.argv.includes('--smoke');
 const idleFlag = process.argv.indexOf('--idle-timeout');
@@ -54,7 +57,14 @@ if (level !== 'aggressive' && level !== 'maximum') {
   console.error(`--level: expected aggressive or maximum, got "${level ?? ''}"`);
   process.exit(2);
 }
-const base = atLevel(smoke ? SMOKE_DAY : MEETING_DAY, level);
+const kvFlag = process.argv.indexOf('--kv-cache');
+const kvCache = kvFlag >= 0 ? process.argv[kvFlag + 1] : undefined;
+if (kvFlag >= 0 && kvCache !== 'q8_0') {
+  console.error(`--kv-cache: expected q8_0, got "${kvCache ?? ''}"`);
+  process.exit(2);
+}
+const leveled = atLevel(smoke ? SMOKE_DAY : MEETING_DAY, level);
+const base: Scenario = kvCache === 'q8_0' ? { ...leveled, governedKvCache: 'q8_0' } : leveled;
 const scenario = idleMs === undefined ? base : { ...base, memtideModelIdleDayMs: idleMs };
 const onSignal = () => {
   void stopAll().then(() => process.exit(130));

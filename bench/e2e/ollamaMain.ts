@@ -7,12 +7,13 @@
  *
  *   node memtide-e2e-ollama.mjs SPEC.json
  *
- * SPEC: { models, timeScale, tokenDelayMs, loadDelayMs, responseTokens }.
+ * SPEC: { models, timeScale, tokenDelayMs, loadDelayMs, responseTokens, kvCacheType? }.
  * Prints `listening URL ALLOCATOR_PID` once it serves; on SIGTERM prints
  * `stats {...}` (loads, unloads, requests...) and exits 0.
  */
 import { readFileSync } from 'node:fs';
 import { startFakeOllama, type FakeModelSpec } from '../../test/support/fakeOllama.js';
+import type { FakeKvCacheType } from '../../test/support/fakeOllamaModels.js';
 import { startRealMemoryAllocator } from '../../test/support/realMemoryAllocator.js';
 
 export interface OllamaSpec {
@@ -23,6 +24,8 @@ export interface OllamaSpec {
   /** Real ms of load time per GB, on top of the real allocation. */
   loadDelayMs: number;
   responseTokens: number;
+  /** OLLAMA_KV_CACHE_TYPE (default f16). */
+  kvCacheType?: FakeKvCacheType;
 }
 
 process.title = 'memtide-e2e-ollama';
@@ -36,6 +39,7 @@ async function main(): Promise<void> {
     tokenDelayMs: spec.tokenDelayMs,
     loadDelayMs: spec.loadDelayMs,
     responseTokens: spec.responseTokens,
+    ...(spec.kvCacheType ? { kvCacheType: spec.kvCacheType } : {}),
     allocator,
   });
   process.stdout.write(`listening ${fake.url} ${allocator.pid}\n`);

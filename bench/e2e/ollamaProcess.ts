@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FakeStats } from '../../test/support/fakeOllama.js';
+import type { FakeKvCacheType } from '../../test/support/fakeOllamaModels.js';
 import { startChild, type Child } from './child.js';
 import type { OllamaSpec } from './ollamaMain.js';
 import { benchMs, type Scenario } from './scenario.js';
@@ -17,13 +18,15 @@ export interface OllamaProcess {
   stop(): Promise<FakeStats | null>;
 }
 
-export async function startOllama(scenario: Scenario, bundle: string, dir: string): Promise<OllamaProcess> {
+/** `kvCacheType`: the server's OLLAMA_KV_CACHE_TYPE (the what-if of bench:e2e --kv-cache: memtide's advice applied). */
+export async function startOllama(scenario: Scenario, bundle: string, dir: string, kvCacheType?: FakeKvCacheType): Promise<OllamaProcess> {
   const spec: OllamaSpec = {
     models: [scenario.summaryModel],
     timeScale: 1 / scenario.timeScale,
     tokenDelayMs: benchMs(scenario, scenario.requestDayMs) / scenario.answerTokens,
     loadDelayMs: benchMs(scenario, scenario.loadDayMsPerGb),
     responseTokens: scenario.answerTokens,
+    ...(kvCacheType ? { kvCacheType } : {}),
   };
   const specPath = path.join(dir, 'ollama.json');
   fs.writeFileSync(specPath, JSON.stringify(spec));

@@ -67,13 +67,14 @@ export async function runE2e(options: E2eOptions): Promise<E2eResult> {
     const memtide = await runMode('memtide', inputs);
     const outcome = buildReport(scenario, baseline, memtide, { loadStart, whisperModelBytes: fs.statSync(whisperModelPath).size, samplingIntervalMs });
     const targetMet = outcome.peakReduction >= TARGET_REDUCTION && outcome.meanReduction >= TARGET_REDUCTION;
-    const verdict = !outcome.functional
+    const whatIf = scenario.governedKvCache ? `WHAT-IF (the governed run's Ollama uses a ${scenario.governedKvCache} KV cache, as memtide recommends; the baseline's f16): ` : '';
+    const verdict = whatIf + (!outcome.functional
       ? 'FAIL: functionality (see above)'
       : outcome.requestsLost > 0
         ? `FAIL: ${outcome.requestsLost} request(s) lost`
         : targetMet
           ? `OK: peak ${(outcome.peakReduction * 100).toFixed(0)}% and mean ${(outcome.meanReduction * 100).toFixed(0)}% lower with memtide (target >= ${TARGET_REDUCTION * 100}%), nothing lost`
-          : `MISSED: peak ${(outcome.peakReduction * 100).toFixed(0)}%, mean ${(outcome.meanReduction * 100).toFixed(0)}% lower with memtide${Math.min(outcome.peakReduction, outcome.meanReduction) < 0 ? ' (negative: higher)' : ''}; the target is ${TARGET_REDUCTION * 100}% for both`;
+          : `MISSED: peak ${(outcome.peakReduction * 100).toFixed(0)}%, mean ${(outcome.meanReduction * 100).toFixed(0)}% lower with memtide${Math.min(outcome.peakReduction, outcome.meanReduction) < 0 ? ' (negative: higher)' : ''}; the target is ${TARGET_REDUCTION * 100}% for both`);
     const last = `peak_reduction=${outcome.peakReduction.toFixed(2)} mean_reduction=${outcome.meanReduction.toFixed(2)} requests_lost=${outcome.requestsLost}`;
     const failed = !outcome.functional || outcome.requestsLost > 0 || (options.checkTarget && !targetMet);
     return { ...outcome, baseline, memtide, targetMet, exitCode: failed ? 1 : 0, text: [...outcome.lines, verdict, last].join('\n') };

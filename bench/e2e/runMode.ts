@@ -65,7 +65,7 @@ export async function runMode(mode: Mode, inputs: RunInputs): Promise<ModeResult
   const { scenario, log } = inputs;
   const dir = path.join(inputs.baseDir, mode);
   fs.mkdirSync(dir, { recursive: true });
-  const ollama = await startOllama(scenario, inputs.bundles.ollama, dir);
+  const ollama = await startOllama(scenario, inputs.bundles.ollama, dir, mode === 'memtide' ? scenario.governedKvCache : undefined);
   const roots: Root[] = [{ pid: ollama.child.pid, component: COMPONENTS.ollama }];
   let runner: Runner | null = null;
   let viewer: DashboardViewer | null = null;

@@ -52,6 +52,12 @@ export interface Scenario {
   name: string;
   /** memtide's optimization.level in the governed run; the timers below are its profile's. */
   level: BenchLevel;
+  /**
+   * What-if (bench:e2e --kv-cache q8_0): the governed run's Ollama is started
+   * with this OLLAMA_KV_CACHE_TYPE and memtide's models.kvCacheType says so,
+   * i.e. the user followed memtide's recommendation. Absent: f16, as Ollama ships.
+   */
+  governedKvCache?: 'q8_0';
   /** Day milliseconds per bench millisecond. */
   timeScale: number;
   /** The Ollama model Meetily summarizes with (the fake server's facts; its runner memory is allocated for real). */
