@@ -106,7 +106,7 @@ export const PROFILE_ROWS: readonly ProfileRow[] = [
       basic: { value: 4096, why: "Schema default, Ollama's own default: no request gets more context than Ollama would give it." },
       aggressive: {
         value: 4096,
-        why: "Unchanged: Meetily chunks its transcript to the context /api/show advertises, so 2048 would cut a 12-minute meeting's summary into about seven requests instead of four and keep the model loaded ~2x longer (bench:e2e: mean memory 20% instead of ~45% below Meetily's defaults) to save 270 MB of KV cache.",
+        why: "Unchanged: Meetily chunks its transcripts to the context /api/show advertises, so 2048 would triple its summary requests (bench:e2e: 22 instead of 7 in a day) and keep the model loaded ~50% longer (mean memory ~20% instead of ~40% below Meetily's defaults) to save 270 MB of KV cache; a q8_0 KV cache on the server saves as much without more requests.",
       },
       ...asMaximum(
         2048,
