@@ -1,5 +1,6 @@
 import { asyncScheduler, isObservable, Observable, of, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { formatBytes, formatDuration } from '../app/units.js';
+import { BusyTracker } from './shared/busyTracker.js';
 
 /** Options of {@link balanceBudgets}. */
 export interface BalanceBudgetsConfig {
@@ -117,8 +118,8 @@ export function balanceBudgets(
       let current: BalanceBudgetsConfig | null = null;
       let facts: BalanceFacts | null = null;
       const sides = {
-        ollama: { busy: false, idleTimer: null as Subscription | null },
-        audio: { busy: false, idleTimer: null as Subscription | null },
+        ollama: new BusyTracker(scheduler, () => evaluate()),
+        audio: new BusyTracker(scheduler, () => evaluate()),
       };
       let last: Omit<BudgetCaps, 'atMs'> = { modelBudgetCapBytes: null, transcriptionConcurrencyCap: null, reason: '' };
 
@@ -135,22 +136,6 @@ export function balanceBudgets(
         if (next.modelBudgetCapBytes === last.modelBudgetCapBytes && next.transcriptionConcurrencyCap === last.transcriptionConcurrencyCap) return;
         last = next;
         subscriber.next({ atMs: scheduler.now(), ...next });
-      };
-
-      const track = (side: typeof sides.ollama, inFlight: number) => {
-        if (inFlight > 0) {
-          side.idleTimer?.unsubscribe();
-          side.idleTimer = null;
-          side.busy = true;
-        } else if (side.busy && !side.idleTimer && current) {
-          const goIdle = () => {
-            side.idleTimer = null;
-            side.busy = false;
-            evaluate();
-          };
-          if (current.idleAfterMs === 0) side.busy = false;
-          else side.idleTimer = scheduler.schedule(goIdle, current.idleAfterMs);
-        }
       };
 
       const configSubscription: Subscription = (isObservable(config) ? config : of(config)).subscribe({
@@ -176,8 +161,8 @@ export function balanceBudgets(
             return;
           }
           facts = value;
-          track(sides.ollama, value.ollamaInFlight);
-          track(sides.audio, value.audioInFlight);
+          sides.ollama.track(value.ollamaInFlight, current?.idleAfterMs ?? null);
+          sides.audio.track(value.audioInFlight, current?.idleAfterMs ?? null);
           evaluate();
         },
         error: (error: unknown) => subscriber.error(error),
@@ -186,8 +171,8 @@ export function balanceBudgets(
       return () => {
         sourceSubscription.unsubscribe();
         configSubscription.unsubscribe();
-        sides.ollama.idleTimer?.unsubscribe();
-        sides.audio.idleTimer?.unsubscribe();
+        sides.ollama.cancel();
+        sides.audio.cancel();
       };
     });
 }

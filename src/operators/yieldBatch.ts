@@ -1,5 +1,6 @@
 import { asyncScheduler, isObservable, Observable, of, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { formatBytes, formatDuration } from '../app/units.js';
+import { BusyTracker } from './shared/busyTracker.js';
 
 /** Options of {@link yieldBatch}: the `optimization.batchYield` config section. */
 export interface YieldBatchConfig {
@@ -92,8 +93,8 @@ export function yieldBatch(config: YieldBatchConfig | Observable<YieldBatchConfi
       let current: YieldBatchConfig | null = null;
       let facts: BatchFacts | null = null;
       /** A request ended less than idleAfterMs ago (or one is in flight). */
-      let recent = false;
-      let idleTimer: Subscription | null = null;
+      // Busy while requests are in flight and for idleAfterMs after the last one ends.
+      const requests = new BusyTracker(scheduler, () => evaluate());
       /** The hold hit maxHoldMs: released until the model side is idle. */
       let capped = false;
       let holdSince: number | null = null;
@@ -117,7 +118,7 @@ export function yieldBatch(config: YieldBatchConfig | Observable<YieldBatchConfi
 
       const decide = (c: YieldBatchConfig, f: BatchFacts): Omit<BatchHold, 'atMs'> => {
         if (!c.enabled) return { hold: false, reason: 'batch yield is off (optimization.batchYield.enabled false): batch transcription runs' };
-        const busy = f.ollamaInFlight > 0 || f.residentModelBytes > 0 || recent;
+        const busy = f.ollamaInFlight > 0 || f.residentModelBytes > 0 || requests.busy;
         if (!busy) {
           capped = false;
           return { hold: false, reason: `Ollama idle for ${formatDuration(c.idleAfterMs)} and no model resident: batch transcription runs` };
@@ -148,23 +149,6 @@ export function yieldBatch(config: YieldBatchConfig | Observable<YieldBatchConfi
         subscriber.next(last);
       }
 
-      const track = (inFlight: number) => {
-        if (inFlight > 0) {
-          idleTimer?.unsubscribe();
-          idleTimer = null;
-          recent = true;
-        } else if (recent && !idleTimer && current) {
-          if (current.idleAfterMs === 0) recent = false;
-          else {
-            idleTimer = scheduler.schedule(() => {
-              idleTimer = null;
-              recent = false;
-              evaluate();
-            }, current.idleAfterMs);
-          }
-        }
-      };
-
       const configSubscription: Subscription = (isObservable(config) ? config : of(config)).subscribe({
         next: (value) => {
           try {
@@ -180,7 +164,7 @@ export function yieldBatch(config: YieldBatchConfig | Observable<YieldBatchConfi
           // A new maxHoldMs applies to the hold in force too.
           if (holdSince !== null) armCapTimer();
           // Facts that came before the first config may have left a request's idle grace without its timer.
-          if (facts) track(facts.ollamaInFlight);
+          if (facts) requests.track(facts.ollamaInFlight, value.idleAfterMs);
           evaluate();
         },
         error: (error: unknown) => subscriber.error(error),
@@ -195,7 +179,7 @@ export function yieldBatch(config: YieldBatchConfig | Observable<YieldBatchConfi
             return;
           }
           facts = value;
-          track(value.ollamaInFlight);
+          requests.track(value.ollamaInFlight, current?.idleAfterMs ?? null);
           evaluate();
         },
         error: (error: unknown) => subscriber.error(error),
@@ -204,7 +188,7 @@ export function yieldBatch(config: YieldBatchConfig | Observable<YieldBatchConfi
       return () => {
         sourceSubscription.unsubscribe();
         configSubscription.unsubscribe();
-        idleTimer?.unsubscribe();
+        requests.cancel();
         stopCapTimer();
       };
     });
