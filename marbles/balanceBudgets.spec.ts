@@ -1,8 +1,8 @@
 import { fc, it as propIt } from '@fast-check/vitest';
-import { Subject, VirtualTimeScheduler } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { balanceBudgets, BalanceBudgetsError, capsFor, type BalanceBudgetsConfig, type BalanceFacts, type BudgetCaps } from '../src/operators/balanceBudgets.js';
+import { replaySteps, type TimedStep } from '../test/support/virtualTime.js';
 
 const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
@@ -161,22 +161,7 @@ const arbFacts = fc.record({
 });
 const arbSteps = fc.array(fc.record({ gap: fc.integer({ min: 0, max: 8 }), facts: arbFacts }), { maxLength: 40 });
 
-function simulate(steps: ReadonlyArray<{ gap: number; facts: BalanceFacts }>) {
-  const scheduler = new VirtualTimeScheduler();
-  const source = new Subject<BalanceFacts>();
-  const out: BudgetCaps[] = [];
-  const errors: unknown[] = [];
-  source.pipe(balanceBudgets(config, scheduler)).subscribe({ next: (c) => out.push(c), error: (e: unknown) => errors.push(e) });
-  let t = 0;
-  const timeline: Array<{ atMs: number; facts: BalanceFacts }> = [];
-  for (const step of steps) {
-    t += step.gap;
-    timeline.push({ atMs: t, facts: step.facts });
-    scheduler.schedule(() => source.next(step.facts), t);
-  }
-  scheduler.flush();
-  return { out, errors, timeline };
-}
+const simulate = (steps: ReadonlyArray<TimedStep<BalanceFacts>>) => replaySteps((scheduler) => balanceBudgets(config, scheduler), steps);
 
 describe('balanceBudgets (properties)', () => {
   propIt.prop([arbSteps])('caps only while both sides had work within idleAfterMs; each emission changes something', (steps) => {

@@ -5,9 +5,9 @@
  * and every emission changes `hold`.
  */
 import { fc, it as propIt } from '@fast-check/vitest';
-import { Subject, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect } from 'vitest';
 import { yieldBatch, type BatchFacts, type BatchHold, type YieldBatchConfig } from '../src/operators/yieldBatch.js';
+import { replaySteps, type TimedStep } from './support/virtualTime.js';
 
 const GIB = 1024 ** 3;
 
@@ -22,22 +22,7 @@ const arbFacts = fc.record({
 });
 const arbSteps = fc.array(fc.record({ gap: fc.integer({ min: 0, max: 12 }), facts: arbFacts }), { minLength: 1, maxLength: 40 });
 
-function simulate(config: YieldBatchConfig, steps: ReadonlyArray<{ gap: number; facts: BatchFacts }>) {
-  const scheduler = new VirtualTimeScheduler();
-  const source = new Subject<BatchFacts>();
-  const out: BatchHold[] = [];
-  const errors: unknown[] = [];
-  source.pipe(yieldBatch(config, scheduler)).subscribe({ next: (h) => out.push(h), error: (e: unknown) => errors.push(e) });
-  let t = 0;
-  const timeline: Array<{ atMs: number; facts: BatchFacts }> = [];
-  for (const step of steps) {
-    t += step.gap;
-    timeline.push({ atMs: t, facts: step.facts });
-    scheduler.schedule(() => source.next(step.facts), t);
-  }
-  scheduler.flush();
-  return { out, errors, timeline };
-}
+const simulate = (config: YieldBatchConfig, steps: ReadonlyArray<TimedStep<BatchFacts>>) => replaySteps((scheduler) => yieldBatch(config, scheduler), steps);
 
 /** `hold` in force at `atMs`, after everything that happened at that instant. */
 const holdAt = (out: readonly BatchHold[], atMs: number) => out.filter((h) => h.atMs <= atMs).at(-1)?.hold ?? false;

@@ -1,4 +1,4 @@
-import { Subscription, VirtualAction, VirtualTimeScheduler } from 'rxjs';
+import { Subject, Subscription, VirtualAction, VirtualTimeScheduler, type OperatorFunction, type SchedulerLike } from 'rxjs';
 
 /**
  * VirtualTimeScheduler nests every rescheduled action inside the previous one
@@ -57,4 +57,32 @@ export function advance(scheduler: VirtualTimeScheduler, ms: number): void {
 export async function advanceSettlingTo(scheduler: VirtualTimeScheduler, targetMs: number): Promise<void> {
   while (runNextDue(scheduler, targetMs)) await drain();
   scheduler.frame = targetMs;
+}
+
+/** One input of {@link replaySteps}: `gap` virtual ms after the previous one. */
+export interface TimedStep<I> {
+  gap: number;
+  facts: I;
+}
+
+/**
+ * Feeds `steps` to an operator built on a fresh VirtualTimeScheduler, runs
+ * every timer to the end, and returns what it emitted, any error, and when
+ * each input was sent (for properties that judge outputs against inputs).
+ */
+export function replaySteps<I, O>(build: (scheduler: SchedulerLike) => OperatorFunction<I, O>, steps: ReadonlyArray<TimedStep<I>>): { out: O[]; errors: unknown[]; timeline: Array<{ atMs: number; facts: I }> } {
+  const scheduler = new VirtualTimeScheduler();
+  const source = new Subject<I>();
+  const out: O[] = [];
+  const errors: unknown[] = [];
+  source.pipe(build(scheduler)).subscribe({ next: (value) => out.push(value), error: (error: unknown) => errors.push(error) });
+  let t = 0;
+  const timeline: Array<{ atMs: number; facts: I }> = [];
+  for (const step of steps) {
+    t += step.gap;
+    timeline.push({ atMs: t, facts: step.facts });
+    scheduler.schedule(() => source.next(step.facts), t);
+  }
+  scheduler.flush();
+  return { out, errors, timeline };
 }
