@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import cliProgress from 'cli-progress';
-import { EMPTY, type Observable } from 'rxjs';
+import { catchError, distinctUntilChanged, EMPTY, map, of, scan, shareReplay, startWith, tap, type Observable, type Subscription } from 'rxjs';
 import type { PressureChange } from '../../model.js';
+import { parseBatchEvent, runnerEvents, runnerEventsUrl, type RunnerEventsNotice, type RunnerEventsOptions } from '../../sources/runnerEvents.js';
 import { createTranscriber, inspectWhisperModel, TranscriberError, type Transcriber } from '../../sources/transcribers/index.js';
 import { transcribeFiles, type TranscriptionEvent } from '../../streams/transcription.js';
 import { CONFIG_FLAGS, oneOf, parse, UsageError } from '../cliArgs.js';
@@ -12,7 +13,7 @@ import { formatDuration } from '../units.js';
 
 export const transcribeHelp = `memtide transcribe FILE... [--transcriber whisper|server|none] [--model PATH] [--server URL]
                   [--chunk-seconds 30] [--concurrency N] [--out transcript.jsonl] [--stop-on-error]
-                  [--ignore-pressure] [--config FILE] [--set KEY=VALUE]...
+                  [--ignore-pressure] [--follow URL] [--config FILE] [--set KEY=VALUE]...
 
 Transcribes audio files (WAV in-process; MP3, OGG, FLAC, M4A, WebM through
 ffmpeg) one after another, in bounded 16 kHz chunks: memory does not grow with
@@ -33,6 +34,11 @@ chunks only and prints a JSON summary { files, chunks, durationMs, perFile }.
   --out FILE        write the JSON lines here (completed lines survive a later failure)
   --stop-on-error   stop at the first file that fails (default: go on with the next)
   --ignore-pressure do not sample memory pressure
+  --follow URL      pause between chunks while the memtide runner at URL (its
+                    dashboard, e.g. http://127.0.0.1:7071) holds batch work
+                    (transcription.follow); hold start and end go to stderr. A
+                    runner that cannot be reached does not hold (one warning;
+                    it reconnects in the background)
 
 Exit codes: 0 all files done, 1 a file failed (its error names the file and
 the byte offset; lines already written are kept), 2 bad usage or config.`;
@@ -42,6 +48,8 @@ export interface TranscribeIo {
   stderr?: (text: string) => void;
   /** Draw a progress bar (default: stderr is a TTY). */
   progress?: boolean;
+  /** Reconnect delays and timeouts of the --follow connection (tests shorten them). */
+  follow?: RunnerEventsOptions;
 }
 
 const FLAGS = {
@@ -54,6 +62,7 @@ const FLAGS = {
   out: { type: 'string', short: 'o' },
   'stop-on-error': { type: 'boolean' },
   'ignore-pressure': { type: 'boolean' },
+  follow: { type: 'string' },
 } as const;
 
 function numberFlag(name: string, value: string | undefined, integer: boolean): number | undefined {
@@ -63,6 +72,85 @@ function numberFlag(name: string, value: string | undefined, integer: boolean): 
     throw new UsageError(`--${name}: expected ${integer ? 'a whole number' : 'a number'}, got "${value}"`);
   }
   return n;
+}
+
+/** `--follow URL`: an http(s) URL with a host, or a usage error naming the flag. */
+export function followFlag(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    throw new UsageError(`--follow: expected the http:// URL of a running memtide runner (e.g. http://127.0.0.1:7071), got "${value}"`);
+  }
+  return value;
+}
+
+/** What following the runner has decided so far, and the lines to print for the last notice. */
+export interface FollowState {
+  hold: boolean;
+  reason: string;
+  /** A "not reachable" warning was printed and no connection has opened since. */
+  warnedDown: boolean;
+  lines: string[];
+}
+
+/** One step of following the runner: its `batch` events become the hold; a lost connection is no hold. */
+export function followStep(state: FollowState, notice: RunnerEventsNotice): FollowState {
+  const next: FollowState = { ...state, lines: [] };
+  switch (notice.type) {
+    case 'open':
+      if (state.warnedDown) next.lines.push(`reconnected to ${notice.url}: following its batch hold again`);
+      next.warnedDown = false;
+      return next;
+    case 'message': {
+      if (notice.event !== 'batch') return next;
+      let batch: ReturnType<typeof parseBatchEvent>;
+      try {
+        batch = parseBatchEvent(notice.data);
+      } catch (error) {
+        next.lines.push(`warning: ignored an event from the runner: ${(error as Error).message}`);
+        return next;
+      }
+      if (batch.hold && !state.hold) next.lines.push(`batch hold (${batch.reason}): waiting; the chunk in flight finishes, no new chunk starts`);
+      if (!batch.hold && state.hold) next.lines.push(`batch hold lifted (${batch.reason}): going on`);
+      next.hold = batch.hold;
+      next.reason = batch.reason;
+      return next;
+    }
+    case 'down':
+      if (!state.warnedDown) {
+        next.lines.push(`warning: ${notice.error.message}; not held while it is unreachable, reconnecting in the background`);
+        next.warnedDown = true;
+      }
+      if (state.hold) next.lines.push('batch hold ended (lost the runner): going on');
+      next.hold = false;
+      next.reason = '';
+      return next;
+  }
+}
+
+/**
+ * The batch hold of the runner at `base` as booleans: false until its first
+ * `batch` event, false while it is unreachable; never errors. `say` gets the
+ * lines for stderr (hold start and end, warnings).
+ */
+export function followBatchHold(base: string, say: (line: string) => void, options: RunnerEventsOptions = {}): Observable<boolean> {
+  const initial: FollowState = { hold: false, reason: '', warnedDown: false, lines: [] };
+  return runnerEvents(runnerEventsUrl(base), options).pipe(
+    scan(followStep, initial),
+    tap((state) => state.lines.forEach(say)),
+    map((state) => state.hold),
+    startWith(false),
+    distinctUntilChanged(),
+    catchError((error: unknown) => {
+      say(`warning: stopped following ${base}: ${String(error)}`);
+      return of(false);
+    }),
+  );
 }
 
 /** One JSON line per transcript segment: `{ file, startMs, endMs, text }`. */
@@ -93,6 +181,7 @@ export async function transcribeCommand(args: string[], out: (text: string) => v
     'transcription.serverUrl': values.server,
     'audio.chunkSeconds': numberFlag('chunk-seconds', values['chunk-seconds'], false),
     'transcription.maxConcurrent': numberFlag('concurrency', values.concurrency, true),
+    'transcription.follow': followFlag(values.follow),
   };
   const configOptions = { file: values.config, set: values.set ?? [], flags };
   const config: MemtideConfig = loadConfig(configOptions);
@@ -168,6 +257,16 @@ export async function transcribeCommand(args: string[], out: (text: string) => v
     error: (error: unknown) => note(`memtide transcribe: memory sampling failed, going on without it: ${String(error)}\n`),
   });
 
+  // --follow: the runner's batch hold. Shared, and watched for the whole run, so the
+  // connection stays open between files (transcribeFiles subscribes once per file).
+  let hold$: Observable<boolean> | undefined;
+  let holdWatch: Subscription | undefined;
+  const follow = config.transcription.follow;
+  if (follow !== null) {
+    hold$ = followBatchHold(follow, (line) => note(`memtide transcribe: ${line}\n`), io.follow).pipe(shareReplay({ bufferSize: 1, refCount: true }));
+    holdWatch = hold$.subscribe({ error: (error: unknown) => note(`memtide transcribe: warning: following ${follow} failed: ${String(error)}\n`) });
+  }
+
   let summary: Extract<TranscriptionEvent, { type: 'done' }> | null = null;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -176,6 +275,7 @@ export async function transcribeCommand(args: string[], out: (text: string) => v
         audio: config.audio,
         transcription: config.transcription,
         pressure$,
+        ...(hold$ ? { hold$ } : {}),
         stopOnError: values['stop-on-error'] === true,
         onWarning: (message) => note(`memtide transcribe: warning: ${message}\n`),
       }).subscribe({
@@ -209,6 +309,7 @@ export async function transcribeCommand(args: string[], out: (text: string) => v
   } finally {
     bar?.stop();
     pressureWatch.unsubscribe();
+    holdWatch?.unsubscribe(); // closes the runner connection and cancels its reconnect timer
     memtide?.stop();
     await transcriber.unload();
     if (fd !== null) fs.closeSync(fd);

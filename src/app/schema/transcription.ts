@@ -23,6 +23,13 @@ export const transcriptionSchema = z
       .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
       .default('http://127.0.0.1:8178')
       .describe('Base URL of whisper-server for transcriber "server"; chunks go to POST <serverUrl>/inference (Meetily runs it on port 8178).'),
+    follow: z
+      .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+      .nullable()
+      .default(null)
+      .describe(
+        '`memtide transcribe` only (flag --follow): base URL of a running `memtide run` (e.g. http://127.0.0.1:7071) whose batch hold the command follows: while its `batch` event on /api/events says hold, no new chunk starts. null: not followed. Unreachable runner: not held, retried in the background.',
+      ),
     threads: z
       .number()
       .int()
