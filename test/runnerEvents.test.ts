@@ -215,6 +215,25 @@ describe('runnerEvents', () => {
     expect(b.notices[0]).toMatchObject({ type: 'down', error: { code: 'MEMTIDE_ERR_RUNNER_TIMEOUT' } });
   });
 
+  it('an open stream that goes quiet past idleTimeoutMs is lost (a frozen runner); keep-alive comments keep it open', async () => {
+    const frozen = await sseServer((_req, res) => open(res)); // headers and one comment, then nothing
+    cleanups.push(frozen.close);
+    const a = collect(frozen.url, { initialRetryMs: 1000, idleTimeoutMs: 80 });
+    await waitFor('the idle timeout', () => a.notices.some((n) => n.type === 'down'));
+    expect(a.notices.map((n) => n.type)).toEqual(['open', 'down']);
+    expect(a.notices[1]).toMatchObject({ error: { code: 'MEMTIDE_ERR_RUNNER_TIMEOUT', message: expect.stringContaining('nothing received for') } });
+
+    const alive = await sseServer((_req, res) => {
+      open(res);
+      const beat = setInterval(() => res.write(': keep-alive\n\n'), 20);
+      res.on('close', () => clearInterval(beat));
+    });
+    cleanups.push(alive.close);
+    const b = collect(alive.url, { initialRetryMs: 1000, idleTimeoutMs: 80 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(b.notices.map((n) => n.type)).toEqual(['open']);
+  });
+
   it('an oversized event fails the connection instead of growing memory', async () => {
     const server = await sseServer((_req, res) => {
       open(res);

@@ -16,7 +16,9 @@
  * {@link runnerEvents} keeps one connection open while subscribed, and
  * reconnects like an EventSource, with exponential backoff: after a refused
  * connection, an HTTP answer that is not an event stream, a stream the server
- * ends, or no answer within `connectTimeoutMs`, it emits `down` (with the
+ * ends, no answer within `connectTimeoutMs`, or an open stream silent for
+ * `idleTimeoutMs` (the runner writes a keep-alive comment every 15 s, so
+ * silence means a frozen runner), it emits `down` (with the
  * reason and the delay) and tries again; the base delay is the server's last
  * `retry:` value or `initialRetryMs`, doubled per failure in a row up to
  * `maxRetryMs`, back to the base once a connection opens. It never errors;
@@ -173,6 +175,12 @@ export interface RunnerEventsOptions {
   connectTimeoutMs?: number;
   /** Longest line or event accepted. Default 1 MiB of characters. */
   maxEventChars?: number;
+  /**
+   * An open stream that sends nothing (not even the runner's keep-alive
+   * comment, every 15 s) for this long counts as lost: a frozen runner must
+   * not keep a hold in force. Default 45 000 (three keep-alives).
+   */
+  idleTimeoutMs?: number;
 }
 
 const describeError = (error: unknown): string => {
@@ -194,6 +202,7 @@ export function runnerEvents(url: string | URL, options: RunnerEventsOptions = {
   const maxRetryMs = options.maxRetryMs ?? 30_000;
   const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
   const maxEventChars = options.maxEventChars ?? 1 << 20;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
 
   return new Observable<RunnerEventsNotice>((subscriber) => {
     const target = new URL(String(url));
@@ -212,11 +221,15 @@ export function runnerEvents(url: string | URL, options: RunnerEventsOptions = {
       let done = false;
       let request: http.ClientRequest | null = null;
       let connectTimer: Subscription | null = null;
+      let idleTimer: Subscription | null = null;
+      let lastDataAt = 0;
 
       const finish = () => {
         done = true;
         connectTimer?.unsubscribe();
         connectTimer = null;
+        idleTimer?.unsubscribe();
+        idleTimer = null;
         request?.destroy();
         closeCurrent = null;
       };
@@ -268,8 +281,19 @@ export function runnerEvents(url: string | URL, options: RunnerEventsOptions = {
           failures = 0;
           res.setEncoding('utf8'); // a multi-byte character split across two packets is decoded whole
           subscriber.next({ type: 'open', url: href });
+          // One timer per idle period, not per chunk: it checks the time of the last data when it fires.
+          lastDataAt = scheduler.now();
+          const checkIdle = (delay: number) => {
+            idleTimer = scheduler.schedule(() => {
+              const quietMs = scheduler.now() - lastDataAt;
+              if (quietMs >= idleTimeoutMs) fail(new RunnerEventsError('MEMTIDE_ERR_RUNNER_TIMEOUT', `${href}: nothing received for ${quietMs} ms (the runner sends a keep-alive every 15 s)`));
+              else checkIdle(idleTimeoutMs - quietMs);
+            }, delay);
+          };
+          checkIdle(idleTimeoutMs);
           res.on('data', (text: string) => {
             if (done) return;
+            lastDataAt = scheduler.now();
             try {
               parser.push(text);
               lastEventId = parser.lastEventId;

@@ -45,9 +45,19 @@ export interface EventHub {
   close(): void;
 }
 
-export function createEventHub(): EventHub {
+/** How often an idle event stream gets a comment line, so clients can tell a quiet runner from a dead one. */
+export const EVENT_HEARTBEAT_MS = 15_000;
+
+export function createEventHub(options: { heartbeatMs?: number } = {}): EventHub {
+  const heartbeatMs = options.heartbeatMs ?? EVENT_HEARTBEAT_MS;
   const clients = new Set<ServerResponse>();
   const frame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  // A comment every heartbeatMs while someone listens (EventSource ignores comments); unref'd: it never keeps the process alive.
+  let heartbeat: NodeJS.Timeout | null = null;
+  const stopHeartbeat = () => {
+    if (heartbeat) clearInterval(heartbeat);
+    heartbeat = null;
+  };
   return {
     broadcast(event, data) {
       const text = frame(event, data);
@@ -58,9 +68,16 @@ export function createEventHub(): EventHub {
       res.write(': memtide\n\n');
       for (const [event, data] of replay) res.write(frame(event, data));
       clients.add(res);
-      res.on('close', () => clients.delete(res));
+      heartbeat ??= setInterval(() => {
+        for (const client of clients) client.write(': keep-alive\n\n');
+      }, heartbeatMs).unref();
+      res.on('close', () => {
+        clients.delete(res);
+        if (clients.size === 0) stopHeartbeat();
+      });
     },
     close() {
+      stopHeartbeat();
       for (const client of clients) client.end();
       clients.clear();
     },
