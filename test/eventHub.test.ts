@@ -54,7 +54,9 @@ describe('event hub heartbeat', () => {
     const url = await serve(hub);
     const started = vi.spyOn(globalThis, 'setInterval');
     const stopped = vi.spyOn(globalThis, 'clearInterval');
-    closers.push(() => vi.restoreAllMocks());
+    closers.push(() => {
+      vi.restoreAllMocks();
+    });
     const first = read(url);
     const alsoFirst = read(url);
     await sleep(80);
