@@ -24,7 +24,8 @@ function check(body: Json, key: string, field: string, test: (v: unknown) => boo
 }
 
 const isString = (v: unknown) => typeof v === 'string';
-const isNumber = (v: unknown) => typeof v === 'number';
+/** Finite: a number past a double's range (`1e400`, parsed as Infinity) Go refuses too (it would reach Ollama as null). */
+const isNumber = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
 const isInt = (v: unknown) => Number.isInteger(v);
 const isBool = (v: unknown) => typeof v === 'boolean';
 

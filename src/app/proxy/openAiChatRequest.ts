@@ -17,7 +17,8 @@
  * (Go's decoder would refuse it) throws ModelRequestError naming it.
  *
  * Raw JSON the request only passes on (`tools`, a `json_schema`'s schema) is
- * copied as the client's bytes, so numbers a double cannot hold survive.
+ * copied as the client's bytes, so numbers a double cannot hold survive; tool
+ * call arguments as the client's JSON text.
  */
 import { objectMembers } from './jsonSplice.js';
 import { checkChatFieldTypes } from './openAiChatFields.js';
@@ -80,14 +81,17 @@ function imageOf(part: Json): string {
 function toolCallsOf(calls: unknown[]): Json[] {
   return calls.map((call) => {
     const fn = isObject(call) && isObject(call.function) ? call.function : {};
+    const text = typeof fn.arguments === 'string' ? fn.arguments : '';
     let args: unknown;
     try {
-      args = JSON.parse(typeof fn.arguments === 'string' ? fn.arguments : '');
+      args = JSON.parse(text);
     } catch {
       return skip('tool-call', 'tool call arguments that are not JSON (Ollama refuses them)');
     }
     if (args !== null && !isObject(args)) skip('tool-call', 'tool call arguments that are not a JSON object');
-    return { function: { name: typeof fn.name === 'string' ? fn.name : '', arguments: args } };
+    // Passed on as the client's JSON text: re-serialising the parsed value recursed once per nesting level
+    // (deep arguments overflowed the stack, a 400 naming no field).
+    return { function: { name: typeof fn.name === 'string' ? fn.name : '', arguments: new RawJson(text.trim()) } };
   });
 }
 
@@ -199,19 +203,20 @@ export function translateChatRequest(body: Json, bytes: Buffer): ChatTranslation
     if (!Array.isArray(body.messages) || body.messages.length === 0) skip('messages', 'no messages (Ollama refuses it; /api/chat would preload instead)');
     const messages = messagesOf(body.messages as unknown[]);
 
+    const open = firstNonSpace(bytes);
     const options: Json = {};
     const stop = body.stop;
     if (typeof stop === 'string') options.stop = [stop];
     else if (Array.isArray(stop)) options.stop = stop.filter(isString);
-    const maxTokens = present(body.max_tokens) ? body.max_tokens : body.max_completion_tokens;
-    if (present(maxTokens)) options.num_predict = maxTokens;
+    // Go's ints (int64) as the client wrote them: a double would change a seed past 2^53.
+    const maxTokens = present(body.max_tokens) ? 'max_tokens' : 'max_completion_tokens';
+    if (present(body[maxTokens])) options.num_predict = rawText(bytes, rawMember(bytes, open, maxTokens));
     options.temperature = present(body.temperature) ? body.temperature : 1.0;
-    if (present(body.seed)) options.seed = body.seed;
+    if (present(body.seed)) options.seed = rawText(bytes, rawMember(bytes, open, 'seed'));
     if (present(body.frequency_penalty)) options.frequency_penalty = body.frequency_penalty;
     if (present(body.presence_penalty)) options.presence_penalty = body.presence_penalty;
     options.top_p = present(body.top_p) ? body.top_p : 1.0;
 
-    const open = firstNonSpace(bytes);
     let format: unknown;
     const responseFormat = isObject(body.response_format) ? body.response_format : null;
     const formatType = typeof responseFormat?.type === 'string' ? responseFormat.type.trim().toLowerCase() : '';
