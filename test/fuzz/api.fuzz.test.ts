@@ -529,6 +529,21 @@ describe('regressions found by the fuzzing', () => {
   });
 });
 
+// src/app/routes/actions.ts quoted the bad value with JSON.stringify: {"preset":{"preset":...}} some
+// thousands of levels deep (found with FUZZ_SCALE=15, seed -672116322) overflowed the stack: a 500.
+describe('regressions found by the fuzzing (actions)', () => {
+  it('POST /api/actions/preset with a value nested 20 000 levels deep is a 400 naming the field', async () => {
+    const depth = 20_000;
+    const response = await fetch(`${server.url}/api/actions/preset`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${server.token}` },
+      body: `{"preset":${'{"preset":'.repeat(depth)}1${'}'.repeat(depth)}}`,
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ code: 'MEMTIDE_ERR_BAD_REQUEST', field: 'preset', error: expect.stringContaining('an object nested too deeply to show') });
+  });
+});
+
 describe('fuzz: the HTTP API', () => {
   // Regression: the event hub sent its head with the first write, which a HEAD answer drops (the client waited forever).
   it('HEAD /api/events answers with its head', async () => {

@@ -37,9 +37,22 @@ function patchAt(dotted: string, value: unknown): Record<string, unknown> {
 }
 
 /** The one field of an action's body, checked: 400 naming it otherwise. */
+/** The value a client sent, for an error message: at most 80 characters, and never a stack overflow on a deeply nested one. */
+export function previewValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  let text: string;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // JSON.stringify recurses: a body nested thousands of levels deep overflows the stack.
+    return `${Array.isArray(value) ? 'an array' : 'an object'} nested too deeply to show`;
+  }
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
 function field<T>(body: unknown, name: string, check: (value: unknown) => value is T, expected: string): T {
   const value = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)[name] : undefined;
-  if (!check(value)) throw new HttpError(400, 'MEMTIDE_ERR_BAD_REQUEST', `${name}: expected ${expected}, got ${JSON.stringify(value) ?? 'nothing'}`, name);
+  if (!check(value)) throw new HttpError(400, 'MEMTIDE_ERR_BAD_REQUEST', `${name}: expected ${expected}, got ${previewValue(value)}`, name);
   return value;
 }
 
