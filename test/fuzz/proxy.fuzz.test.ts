@@ -14,8 +14,6 @@
  * released exactly once; the proxy keeps answering. Failures print
  * fast-check's seed and path.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,50 +25,12 @@ import { numberText, valueTextOf } from './support/jsonText.js';
 import { parseLossless, type Lossless } from './support/losslessJson.js';
 import { buildRequest, jsonOf, rawRequest, type RawResponse } from './support/rawHttp.js';
 import { runs } from './support/runs.js';
+import { startTap, type Tap } from './support/tap.js';
 
 const BODY_LIMIT = 64 * 1024;
 
-interface Tapped {
-  method: string;
-  path: string;
-  body: Buffer;
-}
-
-/** A pass-through HTTP server in front of the fake Ollama that records every request's exact bytes. */
-async function startTap(upstream: string): Promise<{ url: string; received: Tapped[]; close(): Promise<void> }> {
-  const target = new URL(upstream);
-  const received: Tapped[] = [];
-  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      received.push({ method: req.method ?? '', path: req.url ?? '', body });
-      const headers = { ...req.headers, host: target.host, 'content-length': String(body.length) };
-      delete headers['transfer-encoding'];
-      const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      up.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
-
 let fake: FakeOllama;
-let tap: Awaited<ReturnType<typeof startTap>>;
+let tap: Tap;
 let proxy: ProxyHandle;
 let governor: StubGovernor;
 let port: number;

@@ -41,8 +41,7 @@
  * exactly once, also when the client disconnects mid-stream; the proxy
  * keeps answering. Failures print fast-check's seed and path.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +52,7 @@ import { createStubGovernor, type Decision, type StubGovernor } from '../support
 import { valueTextOf } from './support/jsonText.js';
 import { parseLossless, type Lossless } from './support/losslessJson.js';
 import { runs } from './support/runs.js';
+import { startTap, type Tap, type Tapped } from './support/tap.js';
 
 const BODY_LIMIT = 256 * 1024;
 const PATH = '/v1/chat/completions';
@@ -63,49 +63,9 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 // Rig: fake Ollama <- tap (records upstream bytes) <- proxy (translate, stub governor)
 // ---------------------------------------------------------------------------------------
 
-interface Tapped {
-  method: string;
-  path: string;
-  body: Buffer;
-}
-
-/** A pass-through HTTP server in front of the fake Ollama that records every request's exact bytes. */
-async function startTap(upstream: string): Promise<{ url: string; received: Tapped[]; close(): Promise<void> }> {
-  const target = new URL(upstream);
-  const received: Tapped[] = [];
-  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      received.push({ method: req.method ?? '', path: req.url ?? '', body });
-      const headers = { ...req.headers, host: target.host, 'content-length': String(body.length) };
-      delete headers['transfer-encoding'];
-      const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      res.on('close', () => up.destroy()); // a client that leaves cancels upstream, as the proxy expects
-      up.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
-
 interface Rig {
   fake: FakeOllama;
-  tap: Awaited<ReturnType<typeof startTap>>;
+  tap: Tap;
   proxy: ProxyHandle;
   governor: StubGovernor;
   port: number;
@@ -114,7 +74,7 @@ interface Rig {
 
 async function startRig(fakeOptions: Parameters<typeof startFakeOllama>[0]): Promise<Rig> {
   const fake = await startFakeOllama(fakeOptions);
-  const tap = await startTap(fake.url);
+  const tap = await startTap(fake.url, { cancelOnClientClose: true });
   const governor = createStubGovernor();
   const logged: string[] = [];
   const proxy = await startProxy({
