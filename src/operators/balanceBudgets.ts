@@ -1,6 +1,7 @@
-import { asyncScheduler, isObservable, Observable, of, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import { asyncScheduler, Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import { formatBytes, formatDuration } from '../app/units.js';
 import { BusyTracker } from './shared/busyTracker.js';
+import { subscribeFactsWithConfig } from './shared/factsWithConfig.js';
 
 /** Options of {@link balanceBudgets}. */
 export interface BalanceBudgetsConfig {
@@ -138,39 +139,22 @@ export function balanceBudgets(
         subscriber.next({ atMs: scheduler.now(), ...next });
       };
 
-      const configSubscription: Subscription = (isObservable(config) ? config : of(config)).subscribe({
-        next: (value) => {
-          try {
-            validateConfig(value);
-          } catch (error) {
-            subscriber.error(error);
-            return;
-          }
+      const subscription = subscribeFactsWithConfig(subscriber, source, config, {
+        validateConfig,
+        onConfig: (value) => {
           current = value;
           evaluate();
         },
-        error: (error: unknown) => subscriber.error(error),
-      });
-      if (subscriber.closed) return () => configSubscription.unsubscribe();
-      const sourceSubscription = source.subscribe({
-        next: (value) => {
-          try {
-            validateFacts(value);
-          } catch (error) {
-            subscriber.error(error);
-            return;
-          }
+        validateFacts,
+        onFacts: (value) => {
           facts = value;
           sides.ollama.track(value.ollamaInFlight, current?.idleAfterMs ?? null);
           sides.audio.track(value.audioInFlight, current?.idleAfterMs ?? null);
           evaluate();
         },
-        error: (error: unknown) => subscriber.error(error),
-        complete: () => subscriber.complete(),
       });
       return () => {
-        sourceSubscription.unsubscribe();
-        configSubscription.unsubscribe();
+        subscription.unsubscribe();
         sides.ollama.cancel();
         sides.audio.cancel();
       };

@@ -1,6 +1,7 @@
-import { asyncScheduler, isObservable, Observable, of, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import { asyncScheduler, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { formatBytes, formatDuration } from '../app/units.js';
 import { BusyTracker } from './shared/busyTracker.js';
+import { subscribeFactsWithConfig } from './shared/factsWithConfig.js';
 
 /** Options of {@link yieldBatch}: the `optimization.batchYield` config section. */
 export interface YieldBatchConfig {
@@ -149,14 +150,9 @@ export function yieldBatch(config: YieldBatchConfig | Observable<YieldBatchConfi
         subscriber.next(last);
       }
 
-      const configSubscription: Subscription = (isObservable(config) ? config : of(config)).subscribe({
-        next: (value) => {
-          try {
-            validateConfig(value);
-          } catch (error) {
-            subscriber.error(error);
-            return;
-          }
+      const subscription = subscribeFactsWithConfig(subscriber, source, config, {
+        validateConfig,
+        onConfig: (value) => {
           const switchedOff = current?.enabled === true && !value.enabled;
           current = value;
           // Off and on again starts afresh: no cap carried over.
@@ -167,27 +163,15 @@ export function yieldBatch(config: YieldBatchConfig | Observable<YieldBatchConfi
           if (facts) requests.track(facts.ollamaInFlight, value.idleAfterMs);
           evaluate();
         },
-        error: (error: unknown) => subscriber.error(error),
-      });
-      if (subscriber.closed) return () => configSubscription.unsubscribe();
-      const sourceSubscription = source.subscribe({
-        next: (value) => {
-          try {
-            validateFacts(value);
-          } catch (error) {
-            subscriber.error(error);
-            return;
-          }
+        validateFacts,
+        onFacts: (value) => {
           facts = value;
           requests.track(value.ollamaInFlight, current?.idleAfterMs ?? null);
           evaluate();
         },
-        error: (error: unknown) => subscriber.error(error),
-        complete: () => subscriber.complete(),
       });
       return () => {
-        sourceSubscription.unsubscribe();
-        configSubscription.unsubscribe();
+        subscription.unsubscribe();
         requests.cancel();
         stopCapTimer();
       };
