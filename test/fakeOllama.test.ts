@@ -202,6 +202,23 @@ describe('fake Ollama: keep_alive and num_ctx', () => {
     expect(running?.size).toBe(runnerSizeBytes(spec('llama3.1:8b'), 8192));
   });
 
+  it('num_batch is a runner option: a new one reloads, and a smaller one makes the runner smaller by the graph difference', async () => {
+    const { server, client } = await fake();
+    await client.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'a' }], options: { num_ctx: 4096 } });
+    await client.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'b' }], options: { num_ctx: 4096, num_batch: 512 } });
+    expect(server.stats.reloads).toBe(0); // 512 is Ollama's default: the same runner
+    const atDefault = server.loaded()[0]!.sizeBytes;
+    await client.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'c' }], options: { num_ctx: 4096, num_batch: 128 } });
+    expect(server.stats.reloads).toBe(1);
+    expect(server.loaded()[0]).toMatchObject({ numBatch: 128, sizeBytes: runnerSizeBytes(spec('llama3.1:8b'), 4096, 'f16', 128) });
+    const graphSaved = 4 * (512 - 128) * (1 + 4 * 4096 + 4096 * 33); // llama3.1 8B: its attention term (Ollama's GraphSize)
+    expect(documentedEstimateBytes(spec('llama3.1:8b'), 4096) - documentedEstimateBytes(spec('llama3.1:8b'), 4096, 'f16', 128)).toBe(graphSaved);
+    expect(atDefault).toBe(runnerSizeBytes(spec('llama3.1:8b'), 4096));
+    const refused = await fetch(`${server.url}/api/chat`, { method: 'POST', body: JSON.stringify({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'd' }], options: { num_batch: 'big' } }) });
+    expect(refused.status).toBe(500);
+    expect(await refused.json()).toEqual({ error: 'option "num_batch" must be of type integer' });
+  });
+
   it('counts a prompt longer than the runner\'s context as truncated (Ollama cuts it silently), on /v1 at the default num_ctx too', async () => {
     const { server, client } = await fake();
     const long = 'word '.repeat(1000); // 5000 characters: ~1250 tokens at 4 characters a token
@@ -508,7 +525,7 @@ describe('fake Ollama scheduler: model-based (fc.commands)', () => {
       const busyBytes = [...real.scheduler.runners.values()].filter((r) => r.refCount > 0 && r.name !== spec.name).reduce((s, r) => s + r.sizeBytes, 0);
       const before = real.scheduler.runners.get(spec.name);
       try {
-        const runner = await real.scheduler.acquire(spec, this.numCtx, null, this.sessionMs, never, false);
+        const runner = await real.scheduler.acquire(spec, { numCtx: this.numCtx, numBatch: 512, useMmap: null }, this.sessionMs, never, false);
         real.holds.push(runner);
         const held = m.held.get(spec.name) ?? { numCtx: this.numCtx, count: 0 };
         held.count += 1;

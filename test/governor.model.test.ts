@@ -15,7 +15,7 @@ import { BehaviorSubject, Subject, Subscription, type VirtualTimeScheduler } fro
 import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema, type MemtideConfig, type MemtideConfigInput } from '../src/app/configSchema.js';
 import type { PressureChange, PressureLevel } from '../src/model.js';
-import { estimateModelMemory, type ModelFacts } from '../src/operators/models/modelMemory.js';
+import { DEFAULT_OVERHEAD_BYTES, estimateModelMemory, overheadBytesFor, type ModelFacts } from '../src/operators/models/modelMemory.js';
 import { normalizeModelName, type TagInfo } from '../src/operators/models/quantization.js';
 import { Ollama } from 'ollama';
 import { createOllamaApi, OllamaApiError, type OllamaApi, type PreloadOptions, type PsModel } from '../src/sources/ollamaApi.js';
@@ -53,7 +53,7 @@ const facts = (name: string, shape: Omit<ModelFacts, 'name' | 'fileSizeBytes' | 
   fileSizeBytes: null,
   ...shape,
 });
-const llamaShape = { parameterCount: 8.03e9, blockCount: 32, contextLength: 131_072, embeddingLength: 4096, headCount: 32, headCountKv: 8 };
+const llamaShape = { parameterCount: 8.03e9, blockCount: 32, contextLength: 131_072, embeddingLength: 4096, headCount: 32, headCountKv: 8, vocabSize: 128_256 };
 const gemmaShape = { parameterCount: 4.3e9, blockCount: 34, contextLength: 131_072, embeddingLength: 2560, headCount: 8, headCountKv: 4 };
 const qwenShape = { parameterCount: 494e6, blockCount: 24, contextLength: 32_768, embeddingLength: 896, headCount: 14, headCountKv: 2 };
 
@@ -79,6 +79,8 @@ class MemoryOllama implements OllamaApi {
   down = false;
   readonly violations: string[] = [];
   readonly calls: string[] = [];
+  /** Every preload's options, in order. */
+  readonly preloads: PreloadOptions[] = [];
   /** Called after every load with the total then loaded. */
   onLoad: (totalBytes: number, model: string) => void = () => undefined;
 
@@ -130,6 +132,7 @@ class MemoryOllama implements OllamaApi {
 
   async preload(model: string, options: PreloadOptions = {}): Promise<void> {
     this.calls.push(`preload ${model}`);
+    this.preloads.push(options);
     const r = this.start(model, options.numCtx ?? null, options.keepAlive ?? null);
     this.end(r);
   }
@@ -651,6 +654,36 @@ describe('createModelGovernor: scenarios', () => {
     await advance(h.scheduler, 0);
     expect(v1.admission).toMatchObject({ model: 'llama3.1:8b', numCtx: null, keepAlive: null });
     expect(h.actions.filter((a) => a.kind === 'resize-context')).toMatchObject([{ reason: expect.stringContaining('8192 -> 4096') }]);
+    expect(h.ollama.violations).toEqual([]);
+  });
+
+  it('models.numBatch: injected on chat and generate, never on embeddings; sized into the estimate; a new value reloads; warm-up loads with it', async () => {
+    const h = harness({ numBatch: 128, idleTimeoutMs: '1h', budgetBytes: '20GB' });
+    const chat = h.request('llama3.1:8b', 3000);
+    await advance(h.scheduler, 0);
+    expect(chat.admission).toMatchObject({ numCtx: 4096, numBatch: 128 });
+    // llama3.1's graph at 4096 context: the attention term 4·b·(1 + 4·e + n_ctx·(1 + heads)) dominates (32 heads).
+    const facts = { ...MODELS['llama3.1:8b']!.facts, fileSizeBytes: MODELS['llama3.1:8b']!.fileSizeBytes };
+    const overhead = overheadBytesFor(facts, 4096, 128);
+    expect(DEFAULT_OVERHEAD_BYTES - overhead).toBe(4 * (512 - 128) * (1 + 4 * 4096 + 4096 * 33));
+    expect(h.actions[0]).toMatchObject({ kind: 'load', bytes: Math.round(estimateModelMemory(facts, 4096, 'f16', overhead)!.totalBytes) });
+    const embed = h.request('qwen2.5:0.5b', 10, { endpoint: 'embed' });
+    await advance(h.scheduler, 0);
+    expect(embed.admission).toMatchObject({ numBatch: null });
+    const clientSmaller = h.request('llama3.1:8b', 100, { endpoint: 'generate', requestedNumBatch: 128 });
+    await advance(h.scheduler, 0);
+    expect(clientSmaller.admission).toMatchObject({ numBatch: null }); // already what the runner has: nothing to change
+    chat.finish();
+    clientSmaller.finish();
+    await advance(h.scheduler, 1000);
+    h.config$.next(config({ numBatch: 256, idleTimeoutMs: '1h', budgetBytes: '20GB' }));
+    const after = h.request('llama3.1:8b', 3000);
+    await advance(h.scheduler, 0);
+    expect(after.admission).toMatchObject({ numBatch: 256 });
+    expect(h.actions.filter((a) => a.kind === 'load' && a.model === 'llama3.1:8b')).toHaveLength(2); // Ollama reloads on a new num_batch
+    after.finish();
+    await h.governor.warmUp(['gemma3:4b']);
+    expect(h.ollama.preloads.at(-1)).toMatchObject({ numCtx: 4096, numBatch: 256 });
     expect(h.ollama.violations).toEqual([]);
   });
 

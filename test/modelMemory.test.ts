@@ -4,8 +4,11 @@ import {
   BYTES_PER_PARAMETER,
   DEFAULT_OVERHEAD_BYTES,
   estimateModelMemory,
+  graphBytes,
   kvBytesPerToken,
   kvCacheBytes,
+  OLLAMA_DEFAULT_NUM_BATCH,
+  overheadBytesFor,
   SizeCorrection,
   splitMapped,
   weightsBytes,
@@ -122,5 +125,51 @@ describe('SizeCorrection (learned from /api/ps)', () => {
     c.observe('z', 100, 0);
     expect(c.samples('z')).toBe(0);
     expect(() => new SizeCorrection({ alpha: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('compute graph and num_batch (Ollama fs/ggml GraphSize, llama.cpp "CPU compute buffer size")', () => {
+  /** llama3.2:3b as /api/show describes it. */
+  const llama32 = { architecture: 'llama', embeddingLength: 3072, headCount: 24, vocabSize: 128_256 };
+  const MIB = 1024 ** 2;
+
+  it('llama3.2:3b at 4096 context: 256.5 MiB at batch 512 (the output term), a quarter of that at 128', () => {
+    expect(graphBytes(llama32, 4096, 512)).toBe(4 * 512 * (3072 + 128_256));
+    expect(graphBytes(llama32, 4096, 512)! / MIB).toBeCloseTo(256.5, 1);
+    expect(graphBytes(llama32, 4096, 128)! / MIB).toBeCloseTo(64.1, 1);
+  });
+
+  it('llama with many heads at a long context: the attention term wins; other architectures: the output term', () => {
+    expect(graphBytes(llama32, 16_384, 512)).toBe(4 * 512 * (1 + 4 * 3072 + 16_384 * 25));
+    expect(graphBytes({ ...llama32, architecture: 'gemma3' }, 16_384, 512)).toBe(4 * 512 * (3072 + 128_256));
+  });
+
+  it('the batch is capped at the context, and an unknown vocabulary sizes nothing', () => {
+    expect(graphBytes(llama32, 256, 512)).toBe(graphBytes(llama32, 256, 256));
+    expect(graphBytes({ ...llama32, vocabSize: null }, 4096, 512)).toBeNull();
+    expect(overheadBytesFor({ ...llama32, vocabSize: undefined }, 4096, 128)).toBe(DEFAULT_OVERHEAD_BYTES);
+  });
+
+  it('the buffers: the default at Ollama\'s 512 (or no batch), less the graph difference below it, never under a quarter', () => {
+    expect(overheadBytesFor(llama32, 4096, null)).toBe(DEFAULT_OVERHEAD_BYTES);
+    expect(overheadBytesFor(llama32, 4096, OLLAMA_DEFAULT_NUM_BATCH)).toBe(DEFAULT_OVERHEAD_BYTES);
+    expect(overheadBytesFor(llama32, 4096, 128)).toBe(DEFAULT_OVERHEAD_BYTES - 4 * 384 * (3072 + 128_256));
+    expect(overheadBytesFor({ ...llama32, vocabSize: 2_000_000 }, 4096, 1)).toBe(DEFAULT_OVERHEAD_BYTES / 4);
+  });
+
+  it('property: the buffers never shrink as the batch grows, and never fall under a quarter of the default', () => {
+    fc.assert(
+      fc.property(
+        fc.record({ architecture: fc.constantFrom('llama', 'qwen2', 'gemma3'), embeddingLength: fc.integer({ min: 64, max: 16_384 }), headCount: fc.integer({ min: 1, max: 128 }), vocabSize: fc.integer({ min: 1000, max: 300_000 }) }),
+        fc.integer({ min: 256, max: 131_072 }),
+        fc.integer({ min: 1, max: 4096 }),
+        fc.integer({ min: 1, max: 4096 }),
+        (facts, numCtx, a, b) => {
+          const [small, large] = a <= b ? [a, b] : [b, a];
+          expect(overheadBytesFor(facts, numCtx, small)).toBeLessThanOrEqual(overheadBytesFor(facts, numCtx, large));
+          expect(overheadBytesFor(facts, numCtx, small)).toBeGreaterThanOrEqual(DEFAULT_OVERHEAD_BYTES / 4);
+        },
+      ),
+    );
   });
 });

@@ -31,6 +31,7 @@ describe('createOllamaApi against the fake Ollama', () => {
       headCount: 32,
       headCountKv: 8,
       keyLength: null,
+      vocabSize: 128_256,
       quantization: 'Q4_K_M',
       fileSizeBytes: null,
     });
@@ -44,13 +45,13 @@ describe('createOllamaApi against the fake Ollama', () => {
 
   it('preload loads with num_ctx and keep_alive; ps reports it; unload (keep_alive 0) removes it', async () => {
     const api = createOllamaApi({ host: fake.url });
-    await api.preload('gemma3:1b', { numCtx: 8192, keepAlive: 120, useMmap: false });
+    await api.preload('gemma3:1b', { numCtx: 8192, numBatch: 256, keepAlive: 120, useMmap: false });
     const ps = await api.ps();
     expect(ps).toEqual([
       { name: 'gemma3:1b', sizeBytes: expect.any(Number), sizeVramBytes: 0, expiresAtMs: expect.any(Number), contextLength: 8192, quantization: 'Q4_K_M' },
     ]);
-    expect(fake.loaded()).toMatchObject([{ name: 'gemma3:1b', numCtx: 8192, useMmap: false, sessionMs: 120_000 }]);
-    expect(fake.lastReceived('/api/generate')?.body).toMatchObject({ model: 'gemma3:1b', prompt: '', keep_alive: 120, options: { num_ctx: 8192, use_mmap: false } });
+    expect(fake.loaded()).toMatchObject([{ name: 'gemma3:1b', numCtx: 8192, numBatch: 256, useMmap: false, sessionMs: 120_000 }]);
+    expect(fake.lastReceived('/api/generate')?.body).toMatchObject({ model: 'gemma3:1b', prompt: '', keep_alive: 120, options: { num_ctx: 8192, num_batch: 256, use_mmap: false } });
     await api.unload('gemma3:1b');
     expect(fake.lastReceived('/api/generate')?.body).toMatchObject({ model: 'gemma3:1b', prompt: '', keep_alive: 0 });
     expect(await api.ps()).toEqual([]);

@@ -46,6 +46,7 @@ function effective(config: MemtideConfig, row: ProfileRow): number {
   if (row.path === 'transcription.highConcurrency') {
     return config.transcription.highConcurrency ?? Math.max(1, Math.floor(config.transcription.maxConcurrent / 2));
   }
+  if (row.path === 'models.numBatch') return config.models.numBatch ?? 512; // null: Ollama's default
   return Number(valueAt(config, row.path));
 }
 

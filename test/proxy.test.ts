@@ -259,6 +259,19 @@ describe('proxy: governor decisions', () => {
     expect(raw.headers.get('via')).toBe('1.1 memtide');
   });
 
+  it('injects num_batch where the admission gives one: the runner loads with it, and the header says so', async () => {
+    const { fake, proxy, governor, client } = await rig({}, (request) => ({ numCtx: 2048, numBatch: request.endpoint === 'embed' ? null : 128 }));
+    await client.generate({ model: 'gemma3:1b', prompt: 'x', options: { num_batch: 512, seed: 7 } });
+    expect(fake.lastReceived('/api/generate')?.body).toMatchObject({ options: { num_batch: 128, seed: 7, num_ctx: 2048 } });
+    expect(governor.admissions[0]?.request.requestedNumBatch).toBe(512);
+    expect(fake.loaded()[0]).toMatchObject({ name: 'gemma3:1b', numCtx: 2048, numBatch: 128 });
+    const raw = await post(`${proxy.url}/api/chat`, { model: 'gemma3:1b', messages: [{ role: 'user', content: 'hi' }], stream: false });
+    expect(raw.headers.get('x-memtide-num-batch')).toBe('128');
+    expect(fake.stats.reloads).toBe(0); // same runner options: the runner is reused
+    await client.embed({ model: 'nomic-embed-text', input: 'x' });
+    expect(fake.lastReceived('/api/embed')?.body).not.toHaveProperty('options.num_batch');
+  });
+
   it('rewrites only the model on /v1/* (Ollama\'s OpenAI layer has no keep_alive or options)', async () => {
     const { fake, proxy } = await rig({}, () => ({ model: 'gemma3:1b', numCtx: 2048, keepAlive: 0 }));
     const body = { model: 'gemma3:4b', messages: [{ role: 'user', content: 'hi' }], temperature: 0.1 };

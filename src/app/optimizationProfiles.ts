@@ -125,6 +125,19 @@ export const PROFILE_ROWS: readonly ProfileRow[] = [
     },
   },
   {
+    path: 'models.numBatch',
+    unit: 'tokens',
+    saves: 'lower',
+    profiles: {
+      basic: { value: null, why: "Schema default: Ollama's own num_batch (512)." },
+      aggressive: {
+        value: 128,
+        why: "llama.cpp's compute buffer scales with the batch: 256 MiB at Ollama's 512 for llama3.2 (128k vocabulary), 64 MiB at 128, for a slower prompt evaluation (docs/benchmarks.md has the llama.cpp measurement).",
+      },
+      ...asMaximum(128, 'As aggressive: below 128 the graph saves little more (the runner\'s other buffers stay) and prompts slow down further.'),
+    },
+  },
+  {
     path: 'models.maxConcurrent',
     unit: 'count',
     saves: 'lower',

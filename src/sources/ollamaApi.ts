@@ -43,6 +43,8 @@ export interface PsModel {
 
 export interface PreloadOptions {
   numCtx?: number | null;
+  /** `options.num_batch` (a runner option: the load must match what requests will send). */
+  numBatch?: number | null;
   keepAlive?: number | string | null;
   /** Sent as `options.use_mmap` only when false (on is Ollama's default). */
   useMmap?: boolean | null;
@@ -194,6 +196,7 @@ export function parseShow(model: string, body: unknown): ModelFacts {
     headCount: numOrMax(key('attention.head_count')),
     headCountKv: numOrMax(key('attention.head_count_kv')),
     keyLength: num(key('attention.key_length')),
+    vocabSize: num(key('vocab_size')),
     quantization: str(details.quantization_level),
     fileSizeBytes: null,
   };
@@ -245,6 +248,7 @@ export function createOllamaApi(options: OllamaApiOptions): OllamaApi {
     async preload(model, preload = {}) {
       const opts: Record<string, number | boolean> = {};
       if (preload.numCtx != null) opts.num_ctx = preload.numCtx;
+      if (preload.numBatch != null) opts.num_batch = preload.numBatch;
       if (preload.useMmap === false) opts.use_mmap = false;
       await call(`preload ${model}`, () =>
         client.generate({

@@ -18,6 +18,8 @@ export interface AdmissionRequest {
   promptTokens: number;
   /** `options.num_ctx` the client sent, if any. */
   requestedNumCtx?: number;
+  /** `options.num_batch` the client sent, if any. */
+  requestedNumBatch?: number;
   /** `keep_alive` the client sent, if any (Ollama semantics: number = seconds, string = Go duration). */
   requestedKeepAlive?: number | string;
   /** Aborted when the client goes away while waiting for admission. */
@@ -57,6 +59,8 @@ export interface Admission {
   model: string;
   /** `options.num_ctx` to inject; null = leave the request as it is. */
   numCtx: number | null;
+  /** `options.num_batch` to inject (models.numBatch); null or absent = leave the request as it is. */
+  numBatch?: number | null;
   /** `keep_alive` to inject; null = leave the request as it is. */
   keepAlive: number | string | null;
   /** Must be called exactly once when the request finished (or failed / was cancelled). */

@@ -37,7 +37,7 @@ import { idleTimeoutOf, idleUnload, type IdleUnloadDecision, type ModelActivity 
 import { planBudget, type BudgetModel } from '../operators/lruBudget.js';
 import { factsWithTag, planAdmission, type AdmissionPlan, type AdmitPlan } from '../operators/models/admissionPlan.js';
 import { effectiveIdleConfig, isPinned, keepAliveFor, modelBudgetBytes, perModelOf } from '../operators/models/governorPolicy.js';
-import { estimateModelMemory, SizeCorrection, splitMapped, weightsBytes } from '../operators/models/modelMemory.js';
+import { estimateModelMemory, overheadBytesFor, SizeCorrection, splitMapped, weightsBytes } from '../operators/models/modelMemory.js';
 import { normalizeModelName } from '../operators/models/quantization.js';
 import { presetFor } from '../operators/pressureThresholds.js';
 import { pressureResponse, type PressureDirective } from '../operators/pressureResponse.js';
@@ -130,6 +130,8 @@ interface Entry {
   sizeVramBytes: number;
   /** num_ctx it is loaded with; null when unknown (an old /api/ps, or loaded past us). */
   numCtx: number | null;
+  /** num_batch we loaded it with; null when unknown (loaded past us: Ollama's /api/ps does not say). */
+  numBatch: number | null;
   inFlight: number;
   idleSinceMs: number | null;
   lastUsedMs: number;
@@ -266,11 +268,12 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
 
   const catalog = createModelCatalog(api, { scheduler, onError: (operation, error) => report(operation, error), factsTtlMs: FACTS_TTL_MS, tagsTtlMs: TAGS_TTL_MS });
 
-  /** Raw (uncorrected) estimate of `name` at `numCtx` from cached facts; null when unknown. */
-  const rawEstimate = (name: string, numCtx: number): number | null => {
+  /** Raw (uncorrected) estimate of `name` at `numCtx` and `numBatch` (null: Ollama's default) from cached facts; null when unknown. */
+  const rawEstimate = (name: string, numCtx: number, numBatch: number | null): number | null => {
     const f = catalog.cachedFacts(name);
     if (!f || !config) return null;
-    return estimateModelMemory(factsWithTag(f, name, catalog.cachedTags()), numCtx, config.models.kvCacheType)?.totalBytes ?? null;
+    const overhead = overheadBytesFor(f, numCtx, numBatch);
+    return estimateModelMemory(factsWithTag(f, name, catalog.cachedTags()), numCtx, config.models.kvCacheType, overhead)?.totalBytes ?? null;
   };
 
   // ---- unloading ---------------------------------------------------------
@@ -370,6 +373,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
           sizeBytes: m.sizeBytes,
           sizeVramBytes: m.sizeVramBytes,
           numCtx: m.contextLength,
+          numBatch: null,
           inFlight: 0,
           idleSinceMs: snapshot.atMs,
           lastUsedMs: snapshot.atMs,
@@ -397,7 +401,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
         activity.next({ kind: 'loaded', model: name });
       }
       const numCtx = m.contextLength ?? entry.numCtx;
-      const raw = numCtx !== null ? rawEstimate(name, numCtx) : null;
+      const raw = numCtx !== null ? rawEstimate(name, numCtx, entry.numBatch) : null;
       if (raw !== null) correction.observe(name, raw, m.sizeBytes);
       const f = catalog.cachedFacts(name);
       lastKnownSize.set(name, m.sizeBytes);
@@ -523,6 +527,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
         sizeBytes: bytes ?? 0,
         sizeVramBytes: 0,
         numCtx: observing ? null : numCtx,
+        numBatch: observing ? null : plan.numBatch,
         inFlight: 0,
         idleSinceMs: null,
         lastUsedMs: at,
@@ -535,6 +540,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
     } else if (needsLoad && !observing) {
       e.sizeBytes = bytes ?? e.sizeBytes;
       e.numCtx = numCtx;
+      e.numBatch = plan.numBatch;
       e.estimated = true;
       e.weightsBytes = plan.weightsBytes ?? e.weightsBytes;
     }
@@ -550,6 +556,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
     return {
       model: observing || target === requested ? request.model : target,
       numCtx: observing ? null : plan.inject,
+      numBatch: observing ? null : plan.injectBatch,
       keepAlive: observing || !plan.injectable ? null : keepAliveFor(timeout, clientKeepAliveMs(request.requestedKeepAlive)),
       release: () => {
         if (released) return;
@@ -855,7 +862,7 @@ export function createModelGovernor(options: ModelGovernorOptions): ModelGoverno
           const admission = await admit({ model, endpoint: warmOptions.endpoint ?? meetilyEndpoint, promptTokens: 0 });
           try {
             if (!observeOnly()) {
-              await api.preload(admission.model, { numCtx: admission.numCtx, keepAlive: admission.keepAlive, useMmap: models()?.useMmap ?? true });
+              await api.preload(admission.model, { numCtx: admission.numCtx, numBatch: admission.numBatch ?? null, keepAlive: admission.keepAlive, useMmap: models()?.useMmap ?? true });
             }
             admission.release({ ok: true });
             results.push({ model, ok: true });

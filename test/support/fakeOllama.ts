@@ -21,7 +21,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseKeepAlive } from '../../src/app/proxy/keepAlive.js';
-import { DEFAULT_FAKE_MODELS, normalizeModelName, type FakeKvCacheType, type FakeModelSpec } from './fakeOllamaModels.js';
+import { DEFAULT_FAKE_MODELS, DEFAULT_NUM_BATCH, normalizeModelName, promptSpeed, type FakeKvCacheType, type FakeModelSpec } from './fakeOllamaModels.js';
 import { CancelledError, FakeScheduler, OutOfMemoryError, emptyModelStats, type FakeAllocator, type FakeStats, type Runner } from './fakeOllamaScheduler.js';
 import {
   MIDSTREAM_MESSAGE,
@@ -66,6 +66,8 @@ export interface FakeOllamaOptions {
   defaultNumCtx?: number;
   /** Delay between streamed tokens (0: as fast as possible). */
   tokenDelayMs?: number;
+  /** Prompt evaluation per prompt token at num_batch 512 (0); a smaller batch is slower by promptSpeed (fakeOllamaModels.ts). */
+  promptTokenDelayMs?: number;
   /** Load time per GB of runner size (0). */
   loadDelayMs?: number;
   /** Multiplies every keep_alive timer (0.001 turns 5m into 300 ms). */
@@ -91,6 +93,7 @@ export interface ReceivedRequest {
 export interface LoadedRunner {
   name: string;
   numCtx: number;
+  numBatch: number;
   sizeBytes: number;
   useMmap: boolean | null;
   /** Keep-alive as scheduled (already scaled); Infinity = forever. */
@@ -151,6 +154,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
   const maxQueue = options.maxQueue ?? 512;
   const defaultNumCtx = options.defaultNumCtx ?? 4096;
   const tokenDelayMs = options.tokenDelayMs ?? 0;
+  const promptTokenDelayMs = options.promptTokenDelayMs ?? 0;
   const responseTokens = options.responseTokens ?? 8;
   const defaultKeepAlive = parseKeepAlive(options.defaultKeepAlive ?? '5m');
   if (!defaultKeepAlive.ok) throw new Error(`defaultKeepAlive: ${defaultKeepAlive.error}`);
@@ -184,7 +188,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     return scaled(parsed.ms);
   };
 
-  const runnerOptions = (body: Json, spec: FakeModelSpec): { numCtx: number; useMmap: boolean | null; numPredict: number | null } => {
+  const runnerOptions = (body: Json, spec: FakeModelSpec): { numCtx: number; numBatch: number; useMmap: boolean | null; numPredict: number | null } => {
     const opts = isObject(body.options) ? body.options : {};
     let numCtx = defaultNumCtx;
     if (opts.num_ctx !== undefined && opts.num_ctx !== null) {
@@ -198,8 +202,13 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
       if (typeof opts.use_mmap !== 'boolean') throw new BadRequest(500, 'option "use_mmap" must be of type boolean');
       useMmap = opts.use_mmap;
     }
+    let numBatch = DEFAULT_NUM_BATCH;
+    if (opts.num_batch !== undefined && opts.num_batch !== null) {
+      if (typeof opts.num_batch !== 'number') throw new BadRequest(500, 'option "num_batch" must be of type integer');
+      if (Math.trunc(opts.num_batch) > 0) numBatch = Math.trunc(opts.num_batch);
+    }
     const numPredict = typeof opts.num_predict === 'number' && opts.num_predict >= 0 ? Math.trunc(opts.num_predict) : null;
-    return { numCtx, useMmap, numPredict };
+    return { numCtx, numBatch, useMmap, numPredict };
   };
 
   // ---------------------------------------------------------------------------
@@ -213,6 +222,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     model: string;
     spec: FakeModelSpec;
     numCtx: number;
+    numBatch: number;
     useMmap: boolean | null;
     sessionMs: number | null;
     promptTokens: number;
@@ -260,7 +270,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     let runner: Runner;
     pending += 1;
     try {
-      runner = await scheduler.acquire(inf.spec, inf.numCtx, inf.useMmap, inf.sessionMs, cancel.signal, failure === 'oom');
+      runner = await scheduler.acquire(inf.spec, { numCtx: inf.numCtx, numBatch: inf.numBatch, useMmap: inf.useMmap }, inf.sessionMs, cancel.signal, failure === 'oom');
     } catch (error) {
       if (error instanceof CancelledError) return;
       const message = error instanceof OutOfMemoryError ? error.message : `llama runner process has terminated: ${String(error)}`;
@@ -285,6 +295,9 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
       stats.truncated += 1;
       scheduler.modelStats(inf.spec.name).truncated += 1;
     }
+    // Prompt evaluation first (llama.cpp reads the prompt num_batch tokens at a time); only what fits the context is read.
+    const promptMs = (Math.min(inf.promptTokens, runner.numCtx) * promptTokenDelayMs) / promptSpeed(runner.numBatch);
+    if (promptMs > 0) await sleep(promptMs);
     const count = inf.numPredict !== null ? Math.min(inf.numPredict, responseTokens) : responseTokens;
     const doneReason = count < responseTokens ? 'length' : 'stop';
     const id = `${flavor === 'openai-chat' ? 'chatcmpl' : 'cmpl'}-${++requestCounter}`;
@@ -407,14 +420,14 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
       sendJson(res, 200, doneShape('unload'));
       return;
     }
-    const { numCtx, useMmap, numPredict } = runnerOptions(body, spec);
+    const { numCtx, numBatch, useMmap, numPredict } = runnerOptions(body, spec);
     if (empty) {
       // Preload: schedule the runner and answer at once.
-      await infer({ req, res, flavor, model, spec, numCtx, useMmap, sessionMs, promptTokens: 0, numPredict, stream: false, preload: true, respond: () => sendJson(res, 200, doneShape('load')) });
+      await infer({ req, res, flavor, model, spec, numCtx, numBatch, useMmap, sessionMs, promptTokens: 0, numPredict, stream: false, preload: true, respond: () => sendJson(res, 200, doneShape('load')) });
       return;
     }
     const promptText = flavor === 'generate' ? `${typeof body.system === 'string' ? body.system : ''}${String(body.prompt)}` : messagesText(body.messages);
-    await infer({ req, res, flavor, model, spec, numCtx, useMmap, sessionMs, promptTokens: countTokens(promptText), numPredict, stream: body.stream !== false });
+    await infer({ req, res, flavor, model, spec, numCtx, numBatch, useMmap, sessionMs, promptTokens: countTokens(promptText), numPredict, stream: body.stream !== false });
   }
 
   async function embed(req: IncomingMessage, res: ServerResponse, body: Json, legacy: boolean): Promise<void> {
@@ -423,14 +436,14 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     const spec = lookup(model);
     if (!spec) throw new BadRequest(404, notFoundMessage(model));
     const sessionMs = sessionOf(body);
-    const { numCtx, useMmap } = runnerOptions(body, spec);
+    const { numCtx, numBatch, useMmap } = runnerOptions(body, spec);
     const inputs = legacy ? [typeof body.prompt === 'string' ? body.prompt : ''] : Array.isArray(body.input) ? body.input.map(String) : [typeof body.input === 'string' ? body.input : ''];
     const dims = spec.embeddingLength;
     const respond = () => {
       if (legacy) sendJson(res, 200, { embedding: inputs[0] === '' ? [] : embeddingOf(inputs[0] ?? '', dims) });
       else sendJson(res, 200, { model, embeddings: inputs.map((t) => embeddingOf(t, dims)), total_duration: 1000, load_duration: 0, prompt_eval_count: countTokens(inputs.join('')) });
     };
-    await infer({ req, res, flavor: 'generate', model, spec, numCtx, useMmap, sessionMs, promptTokens: countTokens(inputs.join('')), numPredict: null, stream: false, respond });
+    await infer({ req, res, flavor: 'generate', model, spec, numCtx, numBatch, useMmap, sessionMs, promptTokens: countTokens(inputs.join('')), numPredict: null, stream: false, respond });
   }
 
   /** `/v1/*`: Ollama's OpenAI layer maps model, messages/prompt, max_tokens, stream; never keep_alive nor num_ctx. */
@@ -447,6 +460,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
       model,
       spec,
       numCtx: Math.min(defaultNumCtx, spec.contextLength),
+      numBatch: DEFAULT_NUM_BATCH,
       useMmap: null,
       sessionMs: null,
       promptTokens: countTokens(promptText),
@@ -474,6 +488,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
       model,
       spec,
       numCtx: Math.min(defaultNumCtx, spec.contextLength),
+      numBatch: DEFAULT_NUM_BATCH,
       useMmap: null,
       sessionMs: null,
       promptTokens: countTokens(inputs.join('')),
@@ -645,6 +660,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
       [...scheduler.runners.values()].map((r) => ({
         name: r.name,
         numCtx: r.numCtx,
+        numBatch: r.numBatch,
         sizeBytes: r.sizeBytes,
         useMmap: r.useMmap,
         sessionMs: r.sessionMs,

@@ -3,7 +3,7 @@
  *
  *   npx tsx test/support/fakeOllamaMain.ts [--port 11434] [--host 127.0.0.1]
  *     [--models spec.json] [--memory 16GiB] [--real-memory] [--time-scale 1]
- *     [--token-delay-ms 0] [--load-delay-ms 0] [--max-loaded 3] [--num-parallel 1]
+ *     [--token-delay-ms 0] [--prompt-token-delay-ms 0] [--load-delay-ms 0] [--max-loaded 3] [--num-parallel 1]
  *
  * Prints one line `fake-ollama listening on URL` on stdout once it serves.
  * `--models` is a JSON array of FakeModelSpec (or `{ "models": [...] }`);
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
         'real-memory': { type: 'boolean' },
         'time-scale': { type: 'string' },
         'token-delay-ms': { type: 'string' },
+        'prompt-token-delay-ms': { type: 'string' },
         'load-delay-ms': { type: 'string' },
         'max-loaded': { type: 'string' },
         'num-parallel': { type: 'string' },
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
     ...optional('memoryBytes', memoryBytes),
     ...optional('timeScale', numberFlag('time-scale', values['time-scale'])),
     ...optional('tokenDelayMs', numberFlag('token-delay-ms', values['token-delay-ms'])),
+    ...optional('promptTokenDelayMs', numberFlag('prompt-token-delay-ms', values['prompt-token-delay-ms'])),
     ...optional('loadDelayMs', numberFlag('load-delay-ms', values['load-delay-ms'])),
     ...optional('maxLoadedModels', numberFlag('max-loaded', values['max-loaded'])),
     ...optional('numParallel', numberFlag('num-parallel', values['num-parallel'])),

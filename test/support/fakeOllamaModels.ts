@@ -4,6 +4,10 @@
  * A loaded runner costs weights (the GGUF file) + KV cache + fixed buffers,
  * the formula in ../shared/README.md (Ollama section): KV = 2 x block_count x
  * head_count_kv x (embedding_length / head_count) x n_ctx x 2 bytes (f16).
+ * The fixed buffers hold the compute graph at Ollama's default num_batch 512;
+ * a smaller batch allocates a smaller graph (Ollama's fs/ggml GraphSize, the
+ * size llama.cpp logs as "CPU compute buffer size"), so the buffers shrink by
+ * the difference: {@link graphBytes}.
  * The fake then multiplies by a per-model `bias` (default derived from the
  * name, 1.04-1.22), because the real server never matches anyone's estimate
  * exactly and a governor has to learn the correction from `/api/ps`.
@@ -24,6 +28,8 @@ export interface FakeModelSpec {
   embeddingLength: number;
   /** Trained context (`<arch>.context_length`). */
   contextLength: number;
+  /** Tokens in the vocabulary (`<arch>.vocab_size`); default by architecture. */
+  vocabSize?: number;
   /** GGUF file size = weight bytes. */
   fileSizeBytes: number;
   /** Fixed compute/graph buffers; default 512 MiB (Ollama: 0.5-1 GiB). */
@@ -63,6 +69,58 @@ export function defaultBias(name: string): number {
 export type FakeKvCacheType = 'f16' | 'q8_0' | 'q4_0';
 const KV_ELEMENT_BYTES: Record<FakeKvCacheType, number> = { f16: 2, q8_0: 1, q4_0: 0.5 };
 
+/** Vocabulary sizes of the architectures' common models (from their GGUF headers). */
+const VOCAB_BY_ARCH: Record<string, number> = { llama: 128_256, gemma3: 262_144, qwen2: 151_936, 'nomic-bert': 30_522 };
+
+/** Ollama's default num_batch. */
+export const DEFAULT_NUM_BATCH = 512;
+
+export const vocabSizeOf = (spec: FakeModelSpec): number => spec.vocabSize ?? VOCAB_BY_ARCH[spec.arch] ?? 32_000;
+
+/**
+ * Compute-graph bytes of a runner (Ollama's GraphSize, full offload, which is
+ * what a CPU runner allocates): for llama max(4·b·(1 + 4·e + n_ctx·(1 + heads)),
+ * 4·b·(e + vocab)); other architectures the output term 4·b·(e + vocab).
+ * Batch capped at the context.
+ */
+export function graphBytes(spec: FakeModelSpec, numCtx: number, numBatch: number): number {
+  const batch = Math.max(1, Math.min(numBatch, numCtx));
+  const output = 4 * batch * (spec.embeddingLength + vocabSizeOf(spec));
+  if (spec.arch !== 'llama') return output;
+  return Math.max(4 * batch * (1 + 4 * spec.embeddingLength + numCtx * (1 + spec.headCount)), output);
+}
+
+/** Fixed buffers at `numBatch`: the default ones less the graph a smaller batch does not allocate (at least a quarter). */
+export function overheadBytes(spec: FakeModelSpec, numCtx: number, numBatch: number = DEFAULT_NUM_BATCH): number {
+  const base = spec.overheadBytes ?? 512 * MIB;
+  if (numBatch === DEFAULT_NUM_BATCH) return base;
+  return Math.max(base / 4, base - graphBytes(spec, numCtx, DEFAULT_NUM_BATCH) + graphBytes(spec, numCtx, numBatch));
+}
+
+/**
+ * Prompt-evaluation speed at a num_batch, relative to Ollama's 512: smaller
+ * batches make fewer, smaller matrix products per step. Measured with the
+ * real llama.cpp (CPU, 2 threads) on a llama3.2:3b-shaped model
+ * (bench/llamacpp/README.md); linear in between, clamped at the ends.
+ */
+export const PROMPT_SPEED_BY_BATCH: ReadonlyArray<readonly [batch: number, speed: number]> = [
+  [64, 0.9],
+  [128, 0.95],
+  [256, 0.98],
+  [512, 1],
+];
+
+export function promptSpeed(numBatch: number): number {
+  const table = PROMPT_SPEED_BY_BATCH;
+  if (numBatch <= table[0]![0]) return table[0]![1];
+  for (let i = 1; i < table.length; i += 1) {
+    const [b1, s1] = table[i]!;
+    const [b0, s0] = table[i - 1]!;
+    if (numBatch <= b1) return s0 + ((s1 - s0) * (numBatch - b0)) / (b1 - b0);
+  }
+  return table[table.length - 1]![1];
+}
+
 /** KV cache bytes for `numCtx` tokens (f16 unless the server says otherwise). */
 export function kvCacheBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: FakeKvCacheType = 'f16'): number {
   const headDim = spec.embeddingLength / spec.headCount;
@@ -70,13 +128,13 @@ export function kvCacheBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: F
 }
 
 /** The documented estimate (what a careful client would compute), without the fake's bias. */
-export function documentedEstimateBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: FakeKvCacheType = 'f16'): number {
-  return spec.fileSizeBytes + kvCacheBytes(spec, numCtx, kvCacheType) + (spec.overheadBytes ?? 512 * MIB);
+export function documentedEstimateBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: FakeKvCacheType = 'f16', numBatch: number = DEFAULT_NUM_BATCH): number {
+  return spec.fileSizeBytes + kvCacheBytes(spec, numCtx, kvCacheType) + overheadBytes(spec, numCtx, numBatch);
 }
 
 /** What the fake server says the runner really takes (`/api/ps` `size`). */
-export function runnerSizeBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: FakeKvCacheType = 'f16'): number {
-  return Math.round(documentedEstimateBytes(spec, numCtx, kvCacheType) * (spec.bias ?? defaultBias(spec.name)));
+export function runnerSizeBytes(spec: FakeModelSpec, numCtx: number, kvCacheType: FakeKvCacheType = 'f16', numBatch: number = DEFAULT_NUM_BATCH): number {
+  return Math.round(documentedEstimateBytes(spec, numCtx, kvCacheType, numBatch) * (spec.bias ?? defaultBias(spec.name)));
 }
 
 /** Go's `format.HumanBytes2`, as Ollama prints sizes in its errors ("4.6 GiB"). */

@@ -3,7 +3,7 @@
  * which one goes when a load does not fit. It follows ollama/ollama
  * `server/sched.go`:
  * - one scheduling decision at a time (loads are serialised);
- * - a runner is reused when its runner options (here `num_ctx`, `use_mmap`)
+ * - a runner is reused when its runner options (here `num_ctx`, `num_batch`, `use_mmap`)
  *   equal the request's; otherwise it is drained and reloaded;
  * - `keep_alive` (session duration): a load takes the request's, else the
  *   default (OLLAMA_KEEP_ALIVE); a request reusing a runner changes it only
@@ -45,11 +45,17 @@ export interface FakeStats extends ModelStats {
   perModel: Record<string, ModelStats>;
 }
 
-export interface Runner {
+/** The options that make a runner (Ollama's api.Runner): a request with other ones reloads it. */
+export interface RunnerOptions {
+  numCtx: number;
+  /** llama.cpp n_batch = n_ubatch (Ollama's default 512). */
+  numBatch: number;
+  useMmap: boolean | null;
+}
+
+export interface Runner extends RunnerOptions {
   name: string;
   spec: FakeModelSpec;
-  numCtx: number;
-  useMmap: boolean | null;
   sizeBytes: number;
   /** Keep-alive of the session in real milliseconds (already scaled); Infinity = forever. */
   sessionMs: number;
@@ -140,10 +146,10 @@ export class FakeScheduler {
    * The returned runner must be given back with `release`. `sessionMs` null:
    * the request named no keep_alive.
    */
-  async acquire(spec: FakeModelSpec, numCtx: number, useMmap: boolean | null, sessionMs: number | null, signal: AbortSignal, failOom: boolean): Promise<Runner> {
+  async acquire(spec: FakeModelSpec, options: RunnerOptions, sessionMs: number | null, signal: AbortSignal, failOom: boolean): Promise<Runner> {
     const runner = await this.exclusive(async () => {
       if (signal.aborted) throw new CancelledError();
-      const found = await this.runnerFor(spec, numCtx, useMmap, failOom, signal);
+      const found = await this.runnerFor(spec, options, failOom, signal);
       found.refCount += 1;
       if (sessionMs !== null) found.sessionMs = sessionMs;
       if (found.timer) clearTimeout(found.timer);
@@ -218,8 +224,9 @@ export class FakeScheduler {
     void this.options.allocator?.unload(runner.name).catch(() => undefined);
   }
 
-  private async runnerFor(spec: FakeModelSpec, numCtx: number, useMmap: boolean | null, failOom: boolean, signal: AbortSignal): Promise<Runner> {
-    const sizeBytes = runnerSizeBytes(spec, numCtx * this.options.numParallel, this.options.kvCacheType);
+  private async runnerFor(spec: FakeModelSpec, options: RunnerOptions, failOom: boolean, signal: AbortSignal): Promise<Runner> {
+    const { numCtx, numBatch, useMmap } = options;
+    const sizeBytes = runnerSizeBytes(spec, numCtx * this.options.numParallel, this.options.kvCacheType, numBatch);
     if (failOom) {
       // Injected (failNext('oom')): as if the load had been refused, whether or not a runner was there.
       this.options.stats.oom += 1;
@@ -227,7 +234,7 @@ export class FakeScheduler {
     }
     const existing = this.runners.get(spec.name);
     if (existing) {
-      if (existing.numCtx === numCtx && existing.useMmap === useMmap && !existing.expireOnIdle) return existing;
+      if (existing.numCtx === numCtx && existing.numBatch === numBatch && existing.useMmap === useMmap && !existing.expireOnIdle) return existing;
       // Runner options changed (or the runner is on its way out): drain, unload, load anew.
       this.count(spec.name, 'reloads');
       existing.expireOnIdle = true;
@@ -256,6 +263,7 @@ export class FakeScheduler {
       name: spec.name,
       spec,
       numCtx,
+      numBatch,
       useMmap,
       sizeBytes,
       sessionMs: this.options.defaultSessionMs ?? 300_000,

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { normalizeModelName, parameterSize, type FakeModelSpec } from './fakeOllamaModels.js';
+import { normalizeModelName, parameterSize, vocabSizeOf, type FakeModelSpec } from './fakeOllamaModels.js';
 
 export const nowIso = () => new Date().toISOString();
 
@@ -68,6 +68,7 @@ export function showResponse(spec: FakeModelSpec, modifiedAt: string) {
       [`${a}.embedding_length`]: spec.embeddingLength,
       [`${a}.attention.head_count`]: spec.headCount,
       [`${a}.attention.head_count_kv`]: spec.headCountKv,
+      [`${a}.vocab_size`]: vocabSizeOf(spec),
     },
     capabilities: spec.embedding ? ['embedding'] : ['completion'],
     modified_at: modifiedAt,

@@ -15,12 +15,12 @@ export interface ReleaseOutcome {
 
 export interface RecordedAdmission {
   request: AdmissionRequest;
-  granted: { model: string; numCtx: number | null; keepAlive: number | string | null };
+  granted: { model: string; numCtx: number | null; numBatch: number | null; keepAlive: number | string | null };
   /** Every call of `release` (a correct proxy makes exactly one). */
   releases: ReleaseOutcome[];
 }
 
-export type Decision = Partial<Pick<Admission, 'model' | 'numCtx' | 'keepAlive'>> | GovernorError;
+export type Decision = Partial<Pick<Admission, 'model' | 'numCtx' | 'numBatch' | 'keepAlive'>> | GovernorError;
 
 export interface StubGovernor extends ModelGovernor {
   readonly admissions: RecordedAdmission[];
@@ -92,7 +92,7 @@ export function createStubGovernor(decide: StubGovernor['decide'] = () => ({})):
         refused.push(request);
         throw decision;
       }
-      const granted = { model: decision.model ?? request.model, numCtx: decision.numCtx ?? null, keepAlive: decision.keepAlive ?? null };
+      const granted = { model: decision.model ?? request.model, numCtx: decision.numCtx ?? null, numBatch: decision.numBatch ?? null, keepAlive: decision.keepAlive ?? null };
       const record: RecordedAdmission = { request, granted, releases: [] };
       admissions.push(record);
       return { ...granted, release: (outcome) => void record.releases.push(outcome) };

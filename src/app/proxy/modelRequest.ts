@@ -105,6 +105,9 @@ export function admissionRequestOf(body: unknown, endpoint: ModelEndpoint): Omit
   if (isObject(options) && typeof options.num_ctx === 'number' && Number.isInteger(options.num_ctx) && options.num_ctx > 0) {
     request.requestedNumCtx = options.num_ctx;
   }
+  if (isObject(options) && typeof options.num_batch === 'number' && Number.isInteger(options.num_batch) && options.num_batch > 0) {
+    request.requestedNumBatch = options.num_batch;
+  }
   if (body.keep_alive !== undefined && body.keep_alive !== null) {
     const parsed = parseKeepAlive(body.keep_alive);
     if (!parsed.ok) throw new ModelRequestError('keep_alive', parsed.error);
@@ -122,7 +125,7 @@ export interface RewriteSettings {
 export interface BodyChanges {
   /** `model`, `keep_alive`. */
   set: Json;
-  /** `num_ctx`, `use_mmap`, set inside `options` (created when it is absent or null). */
+  /** `num_ctx`, `num_batch`, `use_mmap`, set inside `options` (created when it is absent or null). */
   options: Json;
 }
 
@@ -139,6 +142,7 @@ export function bodyChangesOf(body: Json, endpoint: ModelEndpoint, admission: Ad
     // `options` is an object or absent/null here (admissionRequestOf refuses anything else): merged into, never replaced.
     const options = isObject(body.options) ? body.options : {};
     if (admission.numCtx !== null && options.num_ctx !== admission.numCtx) changes.options.num_ctx = admission.numCtx;
+    if (admission.numBatch != null && options.num_batch !== admission.numBatch) changes.options.num_batch = admission.numBatch;
     if (settings.useMmap === false && options.use_mmap !== false) changes.options.use_mmap = false;
   }
   return Object.keys(changes.set).length > 0 || Object.keys(changes.options).length > 0 ? changes : null;

@@ -130,6 +130,7 @@ function admissionHeaders(body: Record<string, unknown>, rewritten: Record<strin
   if (!isOpenAiEndpoint(endpoint)) {
     const options = rewritten.options as Record<string, unknown> | undefined;
     if (options?.num_ctx !== undefined) headers.push(['X-Memtide-Num-Ctx', String(options.num_ctx)]);
+    if (options?.num_batch !== undefined) headers.push(['X-Memtide-Num-Batch', String(options.num_batch)]);
     if (rewritten.keep_alive !== undefined) headers.push(['X-Memtide-Keep-Alive', String(rewritten.keep_alive)]);
   }
   return headers;

@@ -83,6 +83,16 @@ export const modelsSchema = z
       .min(0)
       .default(1024)
       .describe('Tokens kept free in the context for the answer, on top of the prompt estimate.'),
+    numBatch: z
+      .number()
+      .int()
+      .min(1)
+      .max(8192)
+      .nullable()
+      .default(null)
+      .describe(
+        "options.num_batch sent with /api/generate and /api/chat (and translated /v1 chat): the tokens llama.cpp evaluates per step. Its compute buffer scales with it (4 bytes x batch x (embedding + vocabulary): 256 MiB at Ollama's default 512 for llama3.2, 64 MiB at 128), at some cost in prompt speed (docs/benchmarks.md). A client's smaller value is kept; embedding requests are never changed (an embedding model needs its whole input in one batch). null: leave Ollama's default.",
+      ),
     contextSafetyMarginBytes: bytes('Memory left free when sizing the KV cache.').prefault('512MiB'),
     kvCacheType: z
       .enum(KV_CACHE_TYPES)

@@ -10,7 +10,7 @@ import { formatBytes } from '../../app/units.js';
 import { chooseContext, type ContextSizing } from '../contextForMemory.js';
 import { planBudget } from '../lruBudget.js';
 import { perModelOf } from './governorPolicy.js';
-import { DEFAULT_OVERHEAD_BYTES, estimateModelMemory, kvBytesPerToken, weightsBytes, type ModelFacts } from './modelMemory.js';
+import { estimateModelMemory, kvBytesPerToken, OLLAMA_DEFAULT_NUM_BATCH, overheadBytesFor, weightsBytes, type ModelFacts } from './modelMemory.js';
 import { chooseQuantization, normalizeModelName, type TagInfo } from './quantization.js';
 
 /** A model the governor tracks, as planning sees it. */
@@ -19,6 +19,8 @@ export interface PlannedModel {
   sizeBytes: number;
   /** num_ctx it is loaded with; null when unknown. */
   numCtx: number | null;
+  /** num_batch it was loaded with by us; null when unknown (loaded past us). */
+  numBatch?: number | null;
   inFlight: number;
   /** True while sizeBytes is our estimate (not yet reported by /api/ps). */
   estimated: boolean;
@@ -34,6 +36,8 @@ export interface PlannedRequest {
   endpoint: string;
   promptTokens: number;
   requestedNumCtx?: number | undefined;
+  /** `options.num_batch` the client set. */
+  requestedNumBatch?: number | undefined;
 }
 
 export interface AdmissionPlanInput {
@@ -73,6 +77,10 @@ export interface AdmitPlan {
   inject: number | null;
   /** False for /v1/* (the OpenAI layer takes no options and no keep_alive). */
   injectable: boolean;
+  /** num_batch the runner will have (Ollama's 512 when nothing sets one). */
+  numBatch: number;
+  /** num_batch to inject; null = leave the request as it is. */
+  injectBatch: number | null;
   /** The request loads the model, or reloads it at another num_ctx. */
   needsLoad: boolean;
   /** Expected size after the load (corrected estimate); null when unknown. */
@@ -109,10 +117,26 @@ export function factsWithTag(facts: ModelFacts, name: string, tags: readonly Tag
   return tag ? { ...facts, name, fileSizeBytes: tag.sizeBytes, quantization: tag.quantization ?? facts.quantization } : { ...facts, name };
 }
 
+/**
+ * num_batch of a request: models.numBatch caps it on /api/generate and
+ * /api/chat (a client's smaller one is kept). Never on embedding endpoints:
+ * an embedding model must take its whole input in one batch, so a small
+ * batch would turn long inputs into errors. /v1/* takes no options.
+ */
+export function batchOf(request: PlannedRequest, cfg: Pick<ModelsConfig, 'numBatch'>): { numBatch: number; inject: number | null } {
+  const asked = request.requestedNumBatch;
+  const sized = request.endpoint === 'generate' || request.endpoint === 'chat';
+  if (!sized || cfg.numBatch === null || (asked !== undefined && asked <= cfg.numBatch)) {
+    return { numBatch: asked !== undefined && !request.endpoint.startsWith('openai-') ? asked : OLLAMA_DEFAULT_NUM_BATCH, inject: null };
+  }
+  return { numBatch: cfg.numBatch, inject: cfg.numBatch };
+}
+
 export function planAdmission(input: AdmissionPlanInput): AdmissionPlan {
   const { request, config: cfg, models } = input;
   const requested = normalizeModelName(request.model);
   const injectable = !request.endpoint.startsWith('openai-');
+  const batch = batchOf(request, cfg);
 
   // Quantization: only for a model not loaded yet (a loaded one costs nothing more).
   let target = requested;
@@ -132,7 +156,7 @@ export function planAdmission(input: AdmissionPlanInput): AdmissionPlan {
       fits: (tag) => {
         const name = normalizeModelName(tag.name);
         if (knownModel(models, name)) return true;
-        const est = estimateModelMemory(factsWithTag({ ...base, quantization: tag.quantization }, name, input.tags), minimalCtx, cfg.kvCacheType);
+        const est = estimateModelMemory(factsWithTag({ ...base, quantization: tag.quantization }, name, input.tags), minimalCtx, cfg.kvCacheType, overheadBytesFor(base, minimalCtx, batch.numBatch));
         return est !== null && input.correct(name, est.totalBytes) <= input.budgetBytes - unevictable;
       },
     });
@@ -161,7 +185,8 @@ export function planAdmission(input: AdmissionPlanInput): AdmissionPlan {
     numCtx = null; // loaded past us at an unknown size: injecting one could force a reload
   } else if (facts) {
     const perToken = kvBytesPerToken(facts, cfg.kvCacheType) ?? 0;
-    const fixed = (weightsBytes(facts) ?? 0) + DEFAULT_OVERHEAD_BYTES;
+    // Buffers at models.maxContext: only the attention part of a llama graph grows with the context.
+    const fixed = (weightsBytes(facts) ?? 0) + overheadBytesFor(facts, cfg.maxContext, batch.numBatch);
     const systemFree = input.systemAvailableBytes ?? Infinity;
     let available: number;
     if (loaded && loaded.numCtx !== null) {
@@ -185,11 +210,14 @@ export function planAdmission(input: AdmissionPlanInput): AdmissionPlan {
     inject = numCtx;
   }
 
-  const needsLoad = !loaded || (numCtx !== null && loaded.numCtx !== null && loaded.numCtx !== numCtx);
+  // Ollama reloads a runner whose num_ctx or num_batch differs (its needsReload compares the runner options).
+  const rebatch = loaded?.numBatch != null && loaded.numBatch !== batch.numBatch;
+  const needsLoad = !loaded || (numCtx !== null && loaded.numCtx !== null && loaded.numCtx !== numCtx) || rebatch;
   let bytes: number | null = null;
   let weights = facts ? weightsBytes(facts) : null;
   if (needsLoad) {
-    const est = facts ? estimateModelMemory(facts, numCtx ?? serverDefaultCtx, cfg.kvCacheType) : null;
+    const ctx = numCtx ?? serverDefaultCtx;
+    const est = facts ? estimateModelMemory(facts, ctx, cfg.kvCacheType, overheadBytesFor(facts, ctx, batch.numBatch)) : null;
     bytes = est ? input.correct(target, est.totalBytes) : input.lastKnownSize(target);
     weights = est?.weightsBytes ?? weights;
   }
@@ -199,6 +227,8 @@ export function planAdmission(input: AdmissionPlanInput): AdmissionPlan {
     numCtx,
     inject,
     injectable,
+    numBatch: batch.numBatch,
+    injectBatch: batch.inject,
     needsLoad,
     bytes,
     weightsBytes: weights,
@@ -209,7 +239,9 @@ export function planAdmission(input: AdmissionPlanInput): AdmissionPlan {
   if (tracked?.unloading) return { verdict: 'wait', reason: `${target} is being unloaded`, hold: false, admit };
   if (needsLoad && input.hold) return { verdict: 'wait', reason: input.hold, hold: true, admit };
   // Changing num_ctx reloads the model: never while requests to it are in flight.
-  if (needsLoad && tracked && tracked.inFlight > 0) return { verdict: 'wait', reason: `requests in flight on ${target} (a new num_ctx reloads it)`, hold: false, admit };
+  if (needsLoad && tracked && tracked.inFlight > 0) {
+    return { verdict: 'wait', reason: `requests in flight on ${target} (a new ${rebatch ? 'num_batch' : 'num_ctx'} reloads it)`, hold: false, admit };
+  }
   if (!needsLoad || bytes === null) return { verdict: 'admit', admit };
 
   const budgetRequest = { loaded: models.map((m) => ({ name: m.name, bytes: m.sizeBytes, inFlight: m.inFlight, pinned: m.pinned, lastUsedMs: m.lastUsedMs })), load: { model: target, bytes } };

@@ -8,7 +8,12 @@
  * - KV cache: 2 (K and V) x block_count x head_count_kv x head_dim x n_ctx x
  *   bytes per element (f16 2, q8_0 1, q4_0 0.5), head_dim =
  *   embedding_length / head_count (or `attention.key_length` where the GGUF has it);
- * - buffers: a fixed 512 MiB (compute graph, output; Ollama: 0.5-1 GiB).
+ * - buffers: a fixed 512 MiB (compute graph, output; Ollama: 0.5-1 GiB) at
+ *   Ollama's default `num_batch` 512. The compute graph is the part that
+ *   scales with the batch (Ollama's fs/ggml GraphSize, and llama.cpp's "CPU
+ *   compute buffer size": 4 bytes x batch x (embedding + vocabulary) for
+ *   llama3.2's 128k vocabulary), so a smaller `num_batch` takes the graph
+ *   difference off the buffers: {@link overheadBytesFor}.
  *
  * Real servers never match the formula exactly (sliding-window attention,
  * projectors, graph size), so {@link SizeCorrection} learns, per model, the
@@ -51,8 +56,11 @@ export const BYTES_PER_PARAMETER: Readonly<Record<string, number>> = {
 /** Bytes per KV-cache element for Ollama's `OLLAMA_KV_CACHE_TYPE`. */
 export const KV_BYTES: Readonly<Record<KvCacheType, number>> = { f16: 2, q8_0: 1, q4_0: 0.5 };
 
-/** Fixed buffers added to every estimate. */
+/** Fixed buffers added to every estimate (at Ollama's default num_batch). */
 export const DEFAULT_OVERHEAD_BYTES = 512 * MIB;
+
+/** Ollama's default `num_batch` (api.DefaultOptions): llama.cpp's n_batch and n_ubatch. */
+export const OLLAMA_DEFAULT_NUM_BATCH = 512;
 
 /** The facts about a model the estimate needs (from `/api/show`, plus `/api/tags` for the file size). */
 export interface ModelFacts {
@@ -68,6 +76,8 @@ export interface ModelFacts {
   headCountKv: number | null;
   /** `<arch>.attention.key_length`, when the GGUF has it (gemma: 256, not embedding/heads). */
   keyLength: number | null;
+  /** `<arch>.vocab_size`, when the GGUF has it (llama3.x: 128256); sizes the batch-dependent graph. */
+  vocabSize?: number | null;
   /** `details.quantization_level`, e.g. `Q4_K_M`. */
   quantization: string | null;
   /** GGUF file size (`/api/tags` `size`), when known. */
@@ -110,6 +120,39 @@ export function kvCacheBytes(
 ): number | null {
   const perToken = kvBytesPerToken(facts, kvType);
   return perToken === null ? null : perToken * numCtx;
+}
+
+type GraphFacts = Pick<ModelFacts, 'architecture' | 'embeddingLength' | 'headCount' | 'vocabSize'>;
+
+/**
+ * Compute-graph bytes at `numCtx` and `numBatch` (batch capped at the
+ * context, as Ollama does), from Ollama's GraphSize: for llama the larger of
+ * the attention term 4·b·(1 + 4·e + n_ctx·(1 + heads)) and the output term
+ * 4·b·(e + vocab); other architectures get the output term, which every
+ * architecture's formula contains. Null when embedding or vocabulary is unknown.
+ */
+export function graphBytes(facts: GraphFacts, numCtx: number, numBatch: number): number | null {
+  const { embeddingLength: embedding, vocabSize: vocab, headCount: heads } = facts;
+  if (!embedding || !vocab) return null;
+  const batch = Math.max(1, Math.min(numBatch, numCtx));
+  const output = 4 * batch * (embedding + vocab);
+  if (facts.architecture !== 'llama' || !heads) return output;
+  return Math.max(4 * batch * (1 + 4 * embedding + numCtx * (1 + heads)), output);
+}
+
+/**
+ * The fixed buffers at `numBatch`: {@link DEFAULT_OVERHEAD_BYTES} (which holds
+ * the graph at Ollama's default 512) minus the graph bytes a smaller batch
+ * does not allocate (plus those a larger one does). Never below a quarter of
+ * the default (the runner's own code and output buffers stay). The default
+ * when the batch is not set or the graph cannot be sized.
+ */
+export function overheadBytesFor(facts: GraphFacts, numCtx: number, numBatch: number | null | undefined): number {
+  if (numBatch == null || numBatch === OLLAMA_DEFAULT_NUM_BATCH) return DEFAULT_OVERHEAD_BYTES;
+  const atDefault = graphBytes(facts, numCtx, OLLAMA_DEFAULT_NUM_BATCH);
+  const atBatch = graphBytes(facts, numCtx, numBatch);
+  if (atDefault === null || atBatch === null) return DEFAULT_OVERHEAD_BYTES;
+  return Math.max(DEFAULT_OVERHEAD_BYTES / 4, DEFAULT_OVERHEAD_BYTES - atDefault + atBatch);
 }
 
 /** The uncorrected estimate at `numCtx`; null when the weights cannot be sized. A missing shape counts no KV. */
