@@ -8,7 +8,7 @@ import { Ollama } from 'ollama';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseKeepAlive } from '../src/app/proxy/keepAlive.js';
 import { DEFAULT_FAKE_MODELS, documentedEstimateBytes, runnerSizeBytes, startFakeOllama, type FakeOllama, type FakeOllamaOptions } from './support/fakeOllama.js';
-import { kvCacheBytes, modelSpec } from './support/fakeOllamaModels.js';
+import { GRAPH_RSS_SHARE, kvCacheBytes, modelSpec, promptSpeed } from './support/fakeOllamaModels.js';
 import { startRealMemoryAllocator } from './support/realMemoryAllocator.js';
 import { FakeScheduler, OutOfMemoryError, emptyModelStats, type Runner } from './support/fakeOllamaScheduler.js';
 
@@ -213,10 +213,23 @@ describe('fake Ollama: keep_alive and num_ctx', () => {
     expect(server.loaded()[0]).toMatchObject({ numBatch: 128, sizeBytes: runnerSizeBytes(spec('llama3.1:8b'), 4096, 'f16', 128) });
     const graphSaved = 4 * (512 - 128) * (1 + 4 * 4096 + 4096 * 33); // llama3.1 8B: its attention term (Ollama's GraphSize)
     expect(documentedEstimateBytes(spec('llama3.1:8b'), 4096) - documentedEstimateBytes(spec('llama3.1:8b'), 4096, 'f16', 128)).toBe(graphSaved);
+    // The runner itself holds 78% of that less (what llama.cpp's RSS showed: not every page of a larger graph is touched).
+    const bias = runnerSizeBytes(spec('llama3.1:8b'), 4096) / documentedEstimateBytes(spec('llama3.1:8b'), 4096);
+    expect((atDefault - server.loaded()[0]!.sizeBytes) / bias).toBeCloseTo(graphSaved * GRAPH_RSS_SHARE, -1);
     expect(atDefault).toBe(runnerSizeBytes(spec('llama3.1:8b'), 4096));
     const refused = await fetch(`${server.url}/api/chat`, { method: 'POST', body: JSON.stringify({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'd' }], options: { num_batch: 'big' } }) });
     expect(refused.status).toBe(500);
     expect(await refused.json()).toEqual({ error: 'option "num_batch" must be of type integer' });
+  });
+
+  it('prompt speed by num_batch: the llama.cpp table, linear in between, clamped at its ends, never faster than 512', () => {
+    const table = [[64, 0.5], [128, 0.7], [512, 1.1]] as const;
+    expect(promptSpeed(96, table)).toBeCloseTo(0.6, 10);
+    expect(promptSpeed(1, table)).toBe(0.5);
+    expect(promptSpeed(320, table)).toBeCloseTo(0.9, 10);
+    expect(promptSpeed(8192, table)).toBe(1);
+    expect(promptSpeed(500, table)).toBe(1);
+    expect(promptSpeed(128)).toBe(1); // measured: no slowdown on this CPU
   });
 
   it('counts a prompt longer than the runner\'s context as truncated (Ollama cuts it silently), on /v1 at the default num_ctx too', async () => {

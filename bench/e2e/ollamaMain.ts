@@ -7,7 +7,7 @@
  *
  *   node memtide-e2e-ollama.mjs SPEC.json
  *
- * SPEC: { models, timeScale, tokenDelayMs, loadDelayMs, responseTokens, kvCacheType? }.
+ * SPEC: { models, timeScale, tokenDelayMs, promptTokenDelayMs, loadDelayMs, responseTokens, kvCacheType? }.
  * Prints `listening URL ALLOCATOR_PID` once it serves; on SIGTERM prints
  * `stats {...}` (loads, unloads, requests...) and exits 0.
  */
@@ -21,6 +21,8 @@ export interface OllamaSpec {
   /** Multiplies keep_alive timers (1/60: 5 min -> 5 s). */
   timeScale: number;
   tokenDelayMs: number;
+  /** Real ms per prompt token at num_batch 512. */
+  promptTokenDelayMs: number;
   /** Real ms of load time per GB, on top of the real allocation. */
   loadDelayMs: number;
   responseTokens: number;
@@ -37,6 +39,7 @@ async function main(): Promise<void> {
     models: spec.models,
     timeScale: spec.timeScale,
     tokenDelayMs: spec.tokenDelayMs,
+    promptTokenDelayMs: spec.promptTokenDelayMs,
     loadDelayMs: spec.loadDelayMs,
     responseTokens: spec.responseTokens,
     ...(spec.kvCacheType ? { kvCacheType: spec.kvCacheType } : {}),

@@ -23,7 +23,8 @@ export async function startOllama(scenario: Scenario, bundle: string, dir: strin
   const spec: OllamaSpec = {
     models: [scenario.summaryModel],
     timeScale: 1 / scenario.timeScale,
-    tokenDelayMs: benchMs(scenario, scenario.requestDayMs) / scenario.answerTokens,
+    tokenDelayMs: benchMs(scenario, scenario.answerDayMs) / scenario.answerTokens,
+    promptTokenDelayMs: benchMs(scenario, scenario.promptDayMsPerToken),
     loadDelayMs: benchMs(scenario, scenario.loadDayMsPerGb),
     responseTokens: scenario.answerTokens,
     ...(kvCacheType ? { kvCacheType } : {}),

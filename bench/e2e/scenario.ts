@@ -62,8 +62,14 @@ export interface Scenario {
   timeScale: number;
   /** The Ollama model Meetily summarizes with (the fake server's facts; its runner memory is allocated for real). */
   summaryModel: FakeModelSpec;
-  /** Day time one summary request takes (prompt evaluation + answer) on the simulated machine. */
-  requestDayMs: number;
+  /** Day time of one summary answer (generation) on the simulated machine. */
+  answerDayMs: number;
+  /**
+   * Day time of prompt evaluation per prompt token at Ollama's num_batch 512
+   * (a smaller batch is slower by the llama.cpp-measured promptSpeed of
+   * test/support/fakeOllamaModels.ts).
+   */
+  promptDayMsPerToken: number;
   /** Tokens in each fake answer (the fake server's fixed answer length). */
   answerTokens: number;
   /** Model load time on the simulated machine, per GB of runner (day time; the real allocation adds its own). */
@@ -154,7 +160,10 @@ const BATCH_YIELD_DEFAULTS = optimizationSchema.parse({}).batchYield;
 
 const COMMON = {
   timeScale: 30,
-  requestDayMs: 48_000,
+  // A laptop CPU with llama3.2:3b: ~100 prompt tokens/s, so a 2472-token Meetily chunk reads in ~25 s and the
+  // whole request takes ~50 s (before prompt evaluation was modelled, every request took a flat 48 s).
+  answerDayMs: 24_000,
+  promptDayMsPerToken: 10,
   answerTokens: 8,
   loadDayMsPerGb: 1000,
   ollamaKeepAliveDayMs: 5 * MINUTE,
