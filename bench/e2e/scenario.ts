@@ -137,10 +137,17 @@ export const TINY_MODEL = modelSpec({
   fileSizeBytes: 398e6,
 });
 
+/** A number of an optimization profile; null where the profile leaves the setting to the server (e.g. models.numBatch at basic). */
+export function profileNumber(level: BenchLevel, path: string): number | null {
+  const value = PROFILE_ROWS.find((row) => row.path === path)?.profiles[level].value;
+  if (typeof value !== 'number' && value !== null) throw new Error(`optimization profile "${level}" has no number for ${path}`);
+  return value ?? null;
+}
+
 /** A timer of an optimization profile, in day milliseconds (the runner gets it scaled: see runnerProcess.ts). */
 export function profileTimer(level: BenchLevel, path: string): number {
-  const value = PROFILE_ROWS.find((row) => row.path === path)?.profiles[level].value;
-  if (typeof value !== 'number') throw new Error(`optimization profile "${level}" has no number for ${path}`);
+  const value = profileNumber(level, path);
+  if (value === null) throw new Error(`optimization profile "${level}" has no timer for ${path}`);
   return value;
 }
 
