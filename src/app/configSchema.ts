@@ -36,7 +36,7 @@ export type ComponentRule = z.infer<typeof componentRuleSchema>;
 export const DEFAULT_COMPONENT_RULES: z.input<typeof componentRuleSchema>[] = [
   { component: 'frontend', name: '(WebKitWebProcess|WebKitNetworkProcess|WebKitGPUProcess|msedgewebview2(\\.exe)?|com\\.apple\\.WebKit\\..*)', childOf: 'meetily.*' },
   { component: 'ollama', name: '(ollama|ollama\\.exe|ollama_llama_server|llama-helper|llama-helper\\.exe)' },
-  { component: 'audio', name: '(whisper-server|whisper|whisper-cli|ffmpeg|ffmpeg\\.exe)' },
+  { component: 'audio', name: '(whisper-server|whisper|whisper-cli|memtide-whisper|ffmpeg|ffmpeg\\.exe)' },
   { component: 'backend', name: '(meetily|meetily\\.exe|meetily-backend)' },
   { component: 'backend', cmdline: '\\b(uvicorn|gunicorn|hypercorn)\\b.*\\bmain:app\\b' },
   { component: 'backend', cmdline: '\\bpython[0-9.]*\\b.*\\bmain\\.py\\b' },

@@ -78,6 +78,12 @@ export const transcriptionSchema = z
       .max(1)
       .default(0)
       .describe('Chunks at once while pressure is critical: 0 pauses transcription (in-flight chunks finish; the model is unloaded once idle), 1 keeps one going.'),
+    childProcess: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Transcriber "whisper": run each model copy in a child process of its own (memtide-whisper) instead of a worker thread. An unload then ends the process and returns every byte (a thread\'s freed memory partly stays in the C allocator of this process: 100-200 MB measured in bench:e2e), and a crash inside whisper.cpp fails one chunk instead of ending this process. Costs a node start per load (~40 MB, ~0.1 s) and a copy of each chunk over IPC.',
+      ),
     idleUnloadMs: duration('Unload the in-process model after this long without a chunk; it is loaded again on the next one.').prefault('5m'),
     requestTimeoutMs: duration('Longest wait for whisper-server to answer one chunk before the chunk fails.').prefault('2m'),
     uploadLimitBytes: bytes('Largest audio upload accepted by POST /v1/transcribe; the server answers 413 as soon as an upload passes it.').prefault('1GiB'),

@@ -44,6 +44,7 @@ export function createTranscriber(config: TranscriptionConfig, scheduler?: Sched
         temperature: config.temperature,
         maxCopies: config.maxConcurrent,
         idleUnloadMs: config.idleUnloadMs,
+        isolation: config.childProcess ? 'process' : 'thread',
         ...(scheduler ? { scheduler } : {}),
       });
   }

@@ -16,10 +16,13 @@
  *   "Failed to initialize Whisper model", after which @napi-rs/whisper 0.0.4
  *   crashes the process when the worker is torn down.
  *
- * Isolation: the workers share memtide's process, so a native abort inside
- * whisper.cpp (an assertion, running out of memory) ends memtide too. Use the
- * `server` transcriber (whisper-server) where that matters more than the
- * in-process convenience.
+ * Isolation (`isolation`): worker threads share memtide's process, so a
+ * native abort inside whisper.cpp (an assertion, running out of memory) ends
+ * memtide too, and an unloaded copy's memory partly stays in the C
+ * allocator's arenas of the process. `"process"` runs each copy in a child
+ * process instead (whisperProcess.ts): a crash fails the chunk, and an unload
+ * returns everything. The `server` transcriber (whisper-server) isolates too,
+ * but keeps its model loaded.
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -28,6 +31,7 @@ import { asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
 import type { AudioChunk } from '../../model.js';
 import { inspectWhisperModel } from './ggmlModel.js';
 import { abortedError, int16ToFloat32, TranscriberError, type Transcriber, type TranscriptionResult } from './transcriber.js';
+import { startWhisperProcess, type EngineHost } from './whisperProcess.js';
 import { WHISPER_WORKER_SOURCE, type TranscribeMessage, type WorkerData, type WorkerReply } from './whisperWorker.js';
 
 export interface WhisperInProcessOptions {
@@ -43,6 +47,8 @@ export interface WhisperInProcessOptions {
   idleUnloadMs: number;
   /** Clock of the idle timer. */
   scheduler?: SchedulerLike;
+  /** Where each model copy runs: a worker thread of this process (default) or a child process of its own. */
+  isolation?: 'thread' | 'process';
 }
 
 interface Job {
@@ -53,7 +59,7 @@ interface Job {
 }
 
 interface Copy {
-  worker: Worker;
+  worker: EngineHost;
   loaded: boolean;
   ready: Promise<void>;
   exited: Promise<void>;
@@ -104,7 +110,7 @@ export function createWhisperInProcess(options: WhisperInProcessOptions): Transc
     // Checked before every load: whisper.cpp refusing a file crashes the process (see ggmlModel.ts).
     modelSize = inspectWhisperModel(options.modelPath).sizeBytes;
     const data: WorkerData = { module: modulePath, modelPath: options.modelPath };
-    const worker = new Worker(WHISPER_WORKER_SOURCE, { eval: true, workerData: data });
+    const worker: EngineHost = options.isolation === 'process' ? startWhisperProcess(data) : new Worker(WHISPER_WORKER_SOURCE, { eval: true, workerData: data });
     let onReady!: () => void;
     let onLoadFailed!: (error: unknown) => void;
     const copy: Copy = {
@@ -114,7 +120,7 @@ export function createWhisperInProcess(options: WhisperInProcessOptions): Transc
         onReady = resolve;
         onLoadFailed = reject;
       }),
-      exited: new Promise<void>((resolve) => worker.once('exit', () => resolve())),
+      exited: new Promise<void>((resolve) => worker.on('exit', () => resolve())),
       job: null,
       retire: false,
       idleTimer: null,

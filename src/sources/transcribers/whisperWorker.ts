@@ -1,10 +1,13 @@
 /**
- * The code of one whisper.cpp worker thread, as source text (run with
- * `new Worker(source, { eval: true })`): a string works the same from the
- * TypeScript sources under test and from dist/, where a separate worker file
- * would need a build step of its own. It loads the model once, then answers
- * one `transcribe` message at a time: `Whisper#full` is synchronous and takes
- * seconds, which is exactly why it runs here and not on the main thread.
+ * The code of one whisper.cpp engine copy, as source text: run as a worker
+ * thread (`new Worker(source, { eval: true })`) or as a child process
+ * (`node -e source` with an IPC channel; see whisperProcess.ts). A string
+ * works the same from the TypeScript sources under test and from dist/, where
+ * a separate file would need a build step of its own. It loads the model
+ * once, then answers one `transcribe` message at a time: `Whisper#full` is
+ * synchronous and takes seconds, which is exactly why it runs here and not on
+ * the main thread. As a child process it exits when its parent goes (the IPC
+ * channel closes), so a killed memtide never leaves a whisper behind.
  *
  * Protocol (structured clone; the samples buffer is transferred, not copied):
  * - worker → main: `{ type: 'ready' }` | `{ type: 'load-failed', message }`
@@ -36,7 +39,14 @@ export type WorkerReply =
 
 export const WHISPER_WORKER_SOURCE = String.raw`
 'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
+const threads = require('node:worker_threads');
+const inProcess = threads.parentPort !== null;
+const parentPort = inProcess ? threads.parentPort : { postMessage: (m) => process.send(m), on: (e, f) => process.on(e, f) };
+const workerData = inProcess ? threads.workerData : JSON.parse(process.env.MEMTIDE_WHISPER_DATA);
+if (!inProcess) {
+  process.title = 'memtide-whisper';
+  process.on('disconnect', () => process.exit(0));
+}
 const messageOf = (error) => (error && error.message) || String(error);
 (function main() {
   let binding;
