@@ -106,7 +106,7 @@ export const PROFILE_ROWS: readonly ProfileRow[] = [
       basic: { value: 4096, why: "Schema default, Ollama's own default: no request gets more context than Ollama would give it." },
       aggressive: {
         value: 4096,
-        why: "Unchanged: Meetily chunks its transcripts to the context /api/show advertises, so 2048 would triple its summary requests (bench:e2e: 22 instead of 7 in a day) and keep the model loaded ~50% longer (mean memory ~20% instead of ~40% below Meetily's defaults) to save 270 MB of KV cache; a q8_0 KV cache on the server saves as much without more requests.",
+        why: "Unchanged: Meetily chunks its transcripts to the context /api/show advertises, so 2048 would triple its summary requests (bench:e2e: 22 instead of 7 in a day), each with its own answer to generate, so summaries arrive later, to save 270 MB of KV cache; a q8_0 KV cache on the server saves as much without more requests.",
       },
       ...asMaximum(
         2048,
@@ -156,6 +156,19 @@ export const PROFILE_ROWS: readonly ProfileRow[] = [
       basic: { value: 1, why: 'Schema default: each concurrent chunk loads its own whisper model copy, so one suits a 2-core laptop.' },
       aggressive: { value: 1, why: 'Unchanged: already one chunk (one model copy) at a time.' },
       ...asMaximum(1, 'One chunk, one whisper model copy.'),
+    },
+  },
+  {
+    path: 'transcription.childProcess',
+    unit: 'switch',
+    saves: 'higher',
+    profiles: {
+      basic: { value: false, why: 'Schema default: whisper.cpp copies on worker threads of this process.' },
+      aggressive: {
+        value: true,
+        why: "Each whisper copy in a process of its own: an unload returns everything, where a thread's freed memory partly stays in the allocator (100-200 MB after each unload in bench:e2e).",
+      },
+      ...asMaximum(true, 'Each whisper copy in a process of its own: an unload returns everything.'),
     },
   },
   {
