@@ -9,7 +9,7 @@ import type { ModeResult } from './runMode.js';
 import { COMPONENTS, type Phase } from './runMode.js';
 import { seriesStats, type Sample, type SeriesStats } from './processSampler.js';
 import { runnerSizeBytes } from '../../test/support/fakeOllamaModels.js';
-import { benchMs, describeScenario, profileNumber, type Scenario } from './scenario.js';
+import { benchMs, describeScenario, profileNumber, profileSwitch, type Scenario } from './scenario.js';
 
 const MB = 1e6;
 const mb = (bytes: number) => (bytes / MB).toFixed(0);
@@ -80,7 +80,7 @@ export function buildReport(scenario: Scenario, baseline: ModeResult, memtide: M
     `timers, day -> bench: Ollama keep_alive ${scenario.ollamaKeepAliveDayMs / 60_000} min -> ${s(benchMs(scenario, scenario.ollamaKeepAliveDayMs))} s; memtide (optimization.level ${scenario.level}${scenario.governedKvCache ? `; what-if: its Ollama runs OLLAMA_KV_CACHE_TYPE=${scenario.governedKvCache}, as memtide recommends, the baseline's f16` : ''}) models.idleTimeoutMs ${scenario.memtideModelIdleDayMs / 1000} s -> ${s(benchMs(scenario, scenario.memtideModelIdleDayMs))} s, pressureGraceMs ${scenario.memtidePressureGraceDayMs / 1000} s -> ${(benchMs(scenario, scenario.memtidePressureGraceDayMs) / 1000).toFixed(2)} s, transcription.idleUnloadMs ${scenario.memtideWhisperIdleDayMs / 60_000} min -> ${s(benchMs(scenario, scenario.memtideWhisperIdleDayMs))} s; a summary answer ${scenario.answerDayMs / 1000} s -> ${s(benchMs(scenario, scenario.answerDayMs))} s after its prompt is read at ${scenario.promptDayMsPerToken} ms a token (num_batch 512; smaller batches slower as llama.cpp measured); a live ${scenario.liveChunkSeconds} s chunk every ${s(benchMs(scenario, scenario.liveChunkSeconds * 1000))} s`,
   );
   lines.push(
-    `summary model: ${scenario.summaryModel.name} ${scenario.summaryModel.quantization}, runner ${(runner / 1e9).toFixed(2)} GB at num_ctx ${scenario.ollamaDefaultNumCtx}${governedBatch}, ${(runnerSizeBytes(scenario.summaryModel, scenario.ollamaDefaultNumCtx / 2) / 1e9).toFixed(2)} GB at ${scenario.ollamaDefaultNumCtx / 2} (allocated and filled for real); whisper: random-weight tiny.en (${(meta.whisperModelBytes / MB).toFixed(0)} MB), ${scenario.whisperThreads} threads, one model copy${scenario.whisperDayMsPerChunk > 0 ? `, each call paced to ${scenario.whisperDayMsPerChunk / 1000} s of day time per ${scenario.liveChunkSeconds} s chunk` : ''}`,
+    `summary model: ${scenario.summaryModel.name} ${scenario.summaryModel.quantization}, runner ${(runner / 1e9).toFixed(2)} GB at num_ctx ${scenario.ollamaDefaultNumCtx}${governedBatch}, ${(runnerSizeBytes(scenario.summaryModel, scenario.ollamaDefaultNumCtx / 2) / 1e9).toFixed(2)} GB at ${scenario.ollamaDefaultNumCtx / 2} (allocated and filled for real); whisper: random-weight tiny.en (${(meta.whisperModelBytes / MB).toFixed(0)} MB), ${scenario.whisperThreads} threads, one model copy${profileSwitch(scenario.level, 'transcription.childProcess') ? " (memtide's: in a child process, transcription.childProcess)" : ''}${scenario.whisperDayMsPerChunk > 0 ? `, each call paced to ${scenario.whisperDayMsPerChunk / 1000} s of day time per ${scenario.liveChunkSeconds} s chunk` : ''}`,
   );
   lines.push(`memory: PSS from smaps_rollup (${reads} process reads${rssReads > 0 ? `, RSS for ${rssReads}` : ''}), every ${meta.samplingIntervalMs} ms, all processes of each run; window = the simulated Meetily's day`);
   lines.push('');

@@ -144,6 +144,13 @@ export function profileNumber(level: BenchLevel, path: string): number | null {
   return value ?? null;
 }
 
+/** A switch of an optimization profile (e.g. transcription.childProcess). */
+export function profileSwitch(level: BenchLevel, path: string): boolean {
+  const value = PROFILE_ROWS.find((row) => row.path === path)?.profiles[level].value;
+  if (typeof value !== 'boolean') throw new Error(`optimization profile "${level}" has no switch for ${path}`);
+  return value;
+}
+
 /** A timer of an optimization profile, in day milliseconds (the runner gets it scaled: see runnerProcess.ts). */
 export function profileTimer(level: BenchLevel, path: string): number {
   const value = profileNumber(level, path);

@@ -1,6 +1,8 @@
 /**
  * The memtide pieces an embedding Meetily uses besides the proxy: the
- * `audio` and `transcription` config sections (memtide's defaults, with the
+ * `audio` and `transcription` config sections (`transcription` as the run's
+ * optimization level makes it, e.g. whisper in a child process from
+ * aggressive on; `audio` memtide's defaults), with the
  * idle unload scaled to the day's time compression and the import chunk
  * length set to Meetily's 25 s segments, so both runs transcribe the same
  * audio), memtide's pressure level and its batch hold (imports wait while a
@@ -9,7 +11,8 @@
  */
 import { BehaviorSubject, distinctUntilChanged, ReplaySubject, type Observable } from 'rxjs';
 import { audioSchema } from '../../../src/app/schema/audio.js';
-import { transcriptionSchema, type TranscriptionConfig } from '../../../src/app/schema/transcription.js';
+import { loadConfig } from '../../../src/app/config.js';
+import type { TranscriptionConfig } from '../../../src/app/schema/transcription.js';
 import type { PressureChange } from '../../../src/model.js';
 import type { AudioSourceConfig } from '../../../src/sources/audio/audioSource.js';
 import type { SimArgs } from '../protocol.js';
@@ -29,11 +32,18 @@ export interface GovernedPieces {
 }
 
 export async function governedPieces(args: SimArgs): Promise<GovernedPieces> {
-  const transcription = transcriptionSchema.parse({
-    transcriber: 'whisper',
-    modelPath: args.whisperModelPath,
-    threads: args.scenario.whisperThreads,
-    idleUnloadMs: Math.round(benchMs(args.scenario, args.scenario.memtideWhisperIdleDayMs)),
+  // Written values win over the level's profile (as an embedding app's own options would); the rest is the level's.
+  const { transcription } = loadConfig({
+    env: {},
+    set: [`optimization.level=${args.scenario.level}`],
+    base: {
+      transcription: {
+        transcriber: 'whisper',
+        modelPath: args.whisperModelPath,
+        threads: args.scenario.whisperThreads,
+        idleUnloadMs: Math.round(benchMs(args.scenario, args.scenario.memtideWhisperIdleDayMs)),
+      },
+    },
   });
   const pressure = new ReplaySubject<PressureChange>(1);
   const batchHold = new BehaviorSubject<boolean>(false);
