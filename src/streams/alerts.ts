@@ -55,7 +55,7 @@ export function alertInputs(inputs: AlertInputs): Observable<AlertInput> {
  * `transcription.maxConcurrent` (its memory is attributed to the `audio` component).
  */
 export function tunablesOf(config: MemtideConfig): Tunables {
-  return { modelComponent: 'ollama', transcription: { concurrency: config.transcription.maxConcurrent, component: 'audio' }, kvCacheType: config.models.kvCacheType };
+  return { modelComponent: 'ollama', transcription: { concurrency: config.transcription.maxConcurrent, component: 'audio' }, kvCacheType: config.models.kvCacheType, numBatch: config.models.numBatch };
 }
 
 /** `alertConditions`' options from the whole config. */
