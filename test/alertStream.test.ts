@@ -88,8 +88,8 @@ describe('alertStream', () => {
     expect(mapped.alerts.componentBudgets).toEqual({ ollama: 5e9 });
     expect(mapped.sampling.intervalMs).toBe(1000);
     expect(mapped.components.engine).toBe('engine');
-    expect(tunablesOf(c)).toEqual({ modelComponent: 'ollama', transcription: { concurrency: 1, component: 'audio' }, kvCacheType: 'f16' });
+    expect(tunablesOf(c)).toEqual({ modelComponent: 'ollama', transcription: { concurrency: 1, component: 'audio' }, kvCacheType: 'f16', numBatch: null });
     const withConcurrency = { ...c, transcription: { ...c.transcription, maxConcurrent: 3 } };
-    expect(tunablesOf(withConcurrency)).toEqual({ modelComponent: 'ollama', transcription: { concurrency: 3, component: 'audio' }, kvCacheType: 'f16' });
+    expect(tunablesOf(withConcurrency)).toEqual({ modelComponent: 'ollama', transcription: { concurrency: 3, component: 'audio' }, kvCacheType: 'f16', numBatch: null });
   });
 });

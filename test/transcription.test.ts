@@ -15,7 +15,7 @@ import type { Transcriber } from '../src/sources/transcribers/transcriber.js';
 import { inspectWhisperModel } from '../src/sources/transcribers/ggmlModel.js';
 import { createWhisperInProcess } from '../src/sources/transcribers/whisperInProcess.js';
 import { transcribeFiles, type TranscriptionEvent } from '../src/streams/transcription.js';
-import { randomTinyModelPath } from './support/whisperModel.js';
+import { randomTinyModelPath, toneChunk } from './support/whisperModel.js';
 import { tempDir, writeWav } from './support/wav.js';
 
 const audio = audioSchema.parse({});
@@ -31,10 +31,7 @@ beforeAll(() => {
 });
 afterAll(() => tmp.cleanup());
 
-function chunkOf(seconds: number, index = 0): AudioChunk {
-  const samples = new Int16Array(seconds * 16000).map((_, i) => Math.round(6000 * Math.sin(i * 0.11) + 2000 * Math.sin(i * 0.013)));
-  return { source: 'tone', index, startMs: 0, endMs: seconds * 1000, firstSample: 0, sampleRate: 16000, samples, last: true };
-}
+const chunkOf = toneChunk;
 
 const rss = () => process.memoryUsage().rss;
 

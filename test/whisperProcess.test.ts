@@ -9,10 +9,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AudioChunk } from '../src/model.js';
 import { createWhisperInProcess } from '../src/sources/transcribers/whisperInProcess.js';
+import { waitFor } from './support/wait.js';
 import { tempDir } from './support/wav.js';
-import { randomTinyModelPath } from './support/whisperModel.js';
+import { randomTinyModelPath, toneChunk } from './support/whisperModel.js';
 
 const MB = 1e6;
 let modelPath: string;
@@ -24,10 +24,7 @@ beforeAll(() => {
 });
 afterAll(() => tmp.cleanup());
 
-function chunkOf(seconds: number, index = 0): AudioChunk {
-  const samples = new Int16Array(seconds * 16000).map((_, i) => Math.round(6000 * Math.sin(i * 0.11) + 2000 * Math.sin(i * 0.013)));
-  return { source: 'tone', index, startMs: 0, endMs: seconds * 1000, firstSample: 0, sampleRate: 16000, samples, last: true };
-}
+const chunkOf = toneChunk;
 
 /** Live `memtide-whisper` processes whose parent is `parent`. */
 function whisperChildren(parent: number): number[] {
@@ -47,14 +44,6 @@ function whisperChildren(parent: number): number[] {
 
 const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
 
-async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (condition()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return condition();
-}
 
 describe.sequential('whisper.cpp in a child process', () => {
   it('gives the worker thread\'s text; the model lives in the child, and an unload ends it', async () => {
@@ -78,7 +67,7 @@ describe.sequential('whisper.cpp in a child process', () => {
 
     await isolated.unload();
     expect(isolated.loaded).toBe(false);
-    expect(await until(() => !alive(child!), 2000)).toBe(true);
+    await waitFor(`whisper process ${child} to end`, () => !alive(child!), { timeoutMs: 2000 });
     expect(whisperChildren(process.pid)).toEqual([]);
   });
 
@@ -86,7 +75,7 @@ describe.sequential('whisper.cpp in a child process', () => {
     const isolated = createWhisperInProcess({ modelPath, threads: 2, idleUnloadMs: 300, isolation: 'process' });
     await isolated.transcribe(chunkOf(1));
     const [first] = whisperChildren(process.pid);
-    expect(await until(() => !isolated.loaded && !alive(first!), 5000)).toBe(true);
+    await waitFor('the idle unload to end the whisper process', () => !isolated.loaded && !alive(first!));
     await isolated.transcribe(chunkOf(1, 1));
     const [second] = whisperChildren(process.pid);
     expect(second).toBeDefined();
@@ -134,7 +123,7 @@ describe.sequential('whisper.cpp in a child process', () => {
     const parent = spawn(path.resolve('node_modules/.bin/tsx'), [script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     parent.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    expect(await until(() => out.includes('loaded'), 30_000)).toBe(true);
+    await waitFor('the parent to load whisper', () => out.includes('loaded'), { timeoutMs: 30_000 });
     // tsx runs the script in a node child of its own: find the whisper under any descendant
     const descendants = (pid: number): number[] => {
       const direct = fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).flatMap((e) => {
@@ -150,7 +139,7 @@ describe.sequential('whisper.cpp in a child process', () => {
     const [whisper] = whisperChildren(host);
     expect(whisper).toBeDefined();
     process.kill(host, 'SIGKILL');
-    expect(await until(() => !alive(whisper!), 5000)).toBe(true);
+    await waitFor(`orphaned whisper ${whisper} to exit`, () => !alive(whisper!));
     parent.kill('SIGKILL');
   });
 });

@@ -36,6 +36,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { prng as rng } from './prng.js';
+import type { AudioChunk } from '../../src/model.js';
 
 export const TINY_HPARAMS = {
   nVocab: 51864,
@@ -290,4 +291,10 @@ export function randomTinyModelPath(dir = MODEL_CACHE_DIR): string {
     fs.rmSync(temp, { force: true });
   }
   return file;
+}
+
+/** A `seconds`-long 16 kHz chunk of two mixed tones: audio the generated model decodes steadily (its text is nonsense). */
+export function toneChunk(seconds: number, index = 0): AudioChunk {
+  const samples = new Int16Array(seconds * 16000).map((_, i) => Math.round(6000 * Math.sin(i * 0.11) + 2000 * Math.sin(i * 0.013)));
+  return { source: 'tone', index, startMs: 0, endMs: seconds * 1000, firstSample: 0, sampleRate: 16000, samples, last: true };
 }
