@@ -4,7 +4,6 @@
  * engines in one process, `stop()` releasing everything, and history flushed
  * on stop.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import Database from 'better-sqlite3';
 import { Subject, VirtualAction, VirtualTimeScheduler, type Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './setup/build.js';
+import { spawnTsx } from './support/tsxChild.js';
 import { createMemtide, PRESSURE_LEVELS, type BatchHold, type Memtide, type MemorySample, type MemtideConfig, type PressureChange } from '../src/index.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -225,24 +225,16 @@ async function runHost(mode: 'unsubscribe-first' | 'still-subscribed'): Promise<
   const configFile = path.join(dir, 'memtide.json');
   fs.writeFileSync(script, HOST_SCRIPT);
   fs.writeFileSync(configFile, JSON.stringify({ sampling: { intervalMs: 50 } }));
-  const child = spawn(process.execPath, ['--import', 'tsx', script, mode, configFile], {
-    cwd: REPO_ROOT, // where --import tsx resolves; embedded mode writes nothing
-    env: { PATH: process.env.PATH ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<boolean>((resolve) => child.on('close', () => resolve(true)));
+  const run = spawnTsx(script, [mode, configFile]); // embedded mode writes nothing
+  const exited = run.closed.then(() => true);
   try {
     // The report comes ~0.7 s after start (plus tsx's start-up); then the process should end.
-    const reported = await waitUntil(() => stdout.includes('\n'), 10_000);
-    if (!reported) throw new Error(`the host script reported nothing; stderr:\n${stderr}`);
+    const reported = await waitUntil(() => run.stdout().includes('\n'), 10_000);
+    if (!reported) throw new Error(`the host script reported nothing; stderr:\n${run.stderr()}`);
     const exitedByItself = await Promise.race([exited, sleep(2_000).then(() => false)]);
-    return { ...(JSON.parse(stdout) as Omit<HostReport, 'exitedByItself'>), exitedByItself };
+    return { ...(JSON.parse(run.stdout()) as Omit<HostReport, 'exitedByItself'>), exitedByItself };
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    run.kill();
   }
 }
 

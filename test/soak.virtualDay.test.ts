@@ -16,15 +16,14 @@
  * the heap check, the engine's own detector and the retained-sample count
  * each do fail on a leak.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLeaksConfig, summarize, type Point, type SeriesSummary } from '../scripts/soak/analysis.js';
-import { REPO_ROOT } from './setup/build.js';
 import type { SoakDayOptions, SoakDayReport } from './support/soakDay.js';
 import { WORKLOAD } from './support/soakWorkload.js';
+import { spawnTsx } from './support/tsxChild.js';
 
 const HOUR = 3_600_000;
 const MIN = 60_000;
@@ -36,18 +35,10 @@ let tmp: string;
 
 async function runDay(options: Omit<SoakDayOptions, 'dbPath'>, name: string): Promise<SoakDayReport> {
   const dbPath = path.join(tmp, `${name}.db`);
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'test/support/soakDay.ts', JSON.stringify({ ...options, dbPath })], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (code !== 0) throw new Error(`the soak child (${name}) exited ${code}:\n${stderr}`);
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as SoakDayReport;
+  const run = spawnTsx('test/support/soakDay.ts', [JSON.stringify({ ...options, dbPath })], { nodeArgs: ['--expose-gc'] });
+  const code = await run.closed;
+  if (code !== 0) throw new Error(`the soak child (${name}) exited ${code}:\n${run.stderr()}`);
+  return JSON.parse(run.stdout().trim().split('\n').at(-1)!) as SoakDayReport;
 }
 
 const heapOf = (r: SoakDayReport): Point[] => r.checkpoints.map((c) => ({ timestampMs: r.startMs + c.atMs, bytes: c.heapUsedBytes }));

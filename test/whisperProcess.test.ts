@@ -5,11 +5,11 @@
  * ends the process (every byte back), a crash fails one chunk instead of the
  * embedding process, and a parent that dies takes its whisper with it.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWhisperInProcess } from '../src/sources/transcribers/whisperInProcess.js';
+import { spawnTsx } from './support/tsxChild.js';
 import { waitFor } from './support/wait.js';
 import { tempDir } from './support/wav.js';
 import { randomTinyModelPath, toneChunk } from './support/whisperModel.js';
@@ -120,26 +120,15 @@ describe.sequential('whisper.cpp in a child process', () => {
         `setInterval(() => undefined, 1000);`,
       ].join('\n'),
     );
-    const parent = spawn(path.resolve('node_modules/.bin/tsx'), [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    parent.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor('the parent to load whisper', () => out.includes('loaded'), { timeoutMs: 30_000 });
-    // tsx runs the script in a node child of its own: find the whisper under any descendant
-    const descendants = (pid: number): number[] => {
-      const direct = fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).flatMap((e) => {
-        try {
-          return Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${e}/status`, 'utf8'))?.[1]) === pid ? [Number(e)] : [];
-        } catch {
-          return [];
-        }
-      });
-      return direct.flatMap((d) => [d, ...descendants(d)]);
-    };
-    const host = descendants(parent.pid!).find((pid) => whisperChildren(pid).length > 0)!;
-    const [whisper] = whisperChildren(host);
-    expect(whisper).toBeDefined();
-    process.kill(host, 'SIGKILL');
-    await waitFor(`orphaned whisper ${whisper} to exit`, () => !alive(whisper!));
-    parent.kill('SIGKILL');
+    const parent = spawnTsx(script);
+    try {
+      await waitFor('the parent to load whisper', () => parent.stdout().includes('loaded'), { timeoutMs: 30_000, detail: parent.stderr });
+      const [whisper] = whisperChildren(parent.child.pid!);
+      expect(whisper).toBeDefined();
+      parent.kill();
+      await waitFor(`orphaned whisper ${whisper} to exit`, () => !alive(whisper!));
+    } finally {
+      parent.kill();
+    }
   });
 });
