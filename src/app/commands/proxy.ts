@@ -18,8 +18,9 @@ An Ollama-compatible proxy with the model governor in front of Ollama: point
 Meetily's Ollama endpoint at http://127.0.0.1:11435 (docs/proxy.md). Every
 request is forwarded and streamed back unchanged; model requests are admitted
 by the governor first (idle unload, byte budget, pressure holds, context size,
-quantization; config section "models"), and get num_ctx / keep_alive injected
-where the API carries them (/api/*; /v1/* carries only the model).
+quantization; config section "models"), and get num_ctx / num_batch / keep_alive
+injected where the API carries them (/api/*, and /v1/chat/completions, which is
+translated to /api/chat; other /v1/* requests carry only the model).
 
   --listen         proxy.listen (loopback unless --allow-remote)
   --upstream       models.upstream, the Ollama server
