@@ -66,8 +66,8 @@ export interface Scenario {
   answerDayMs: number;
   /**
    * Day time of prompt evaluation per prompt token at Ollama's num_batch 512
-   * (a smaller batch is slower by the llama.cpp-measured promptSpeed of
-   * test/support/fakeOllamaModels.ts).
+   * (a smaller batch is slower by promptSpeed of test/support/fakeOllamaModels.ts,
+   * from the real llama.cpp: no slowdown measured down to 64).
    */
   promptDayMsPerToken: number;
   /** Tokens in each fake answer (the fake server's fixed answer length). */
@@ -137,16 +137,19 @@ export const TINY_MODEL = modelSpec({
   fileSizeBytes: 398e6,
 });
 
+/** The value an optimization profile gives `path` (undefined: no such row). */
+const profileValue = (level: BenchLevel, path: string) => PROFILE_ROWS.find((row) => row.path === path)?.profiles[level].value;
+
 /** A number of an optimization profile; null where the profile leaves the setting to the server (e.g. models.numBatch at basic). */
 export function profileNumber(level: BenchLevel, path: string): number | null {
-  const value = PROFILE_ROWS.find((row) => row.path === path)?.profiles[level].value;
+  const value = profileValue(level, path);
   if (typeof value !== 'number' && value !== null) throw new Error(`optimization profile "${level}" has no number for ${path}`);
-  return value ?? null;
+  return value;
 }
 
 /** A switch of an optimization profile (e.g. transcription.childProcess). */
 export function profileSwitch(level: BenchLevel, path: string): boolean {
-  const value = PROFILE_ROWS.find((row) => row.path === path)?.profiles[level].value;
+  const value = profileValue(level, path);
   if (typeof value !== 'boolean') throw new Error(`optimization profile "${level}" has no switch for ${path}`);
   return value;
 }

@@ -18,6 +18,7 @@ import {
   type PressureLevel,
   type Recommendation,
 } from '../model.js';
+import { OLLAMA_DEFAULT_NUM_BATCH } from './models/modelMemory.js';
 import { PRESET_THRESHOLDS, presetFor } from './pressureThresholds.js';
 
 /**
@@ -40,8 +41,6 @@ export interface Tunables {
 
 /** The num_batch advised: a quarter of llama.cpp's compute buffer of Ollama's 512, measured no slower (bench/llamacpp). */
 const ADVISED_NUM_BATCH = 128;
-/** Ollama's own num_batch, what null means. */
-const OLLAMA_BATCH = 512;
 
 /** Where a component's current growth started: its lowest usage since it (re)started or a model was (un)loaded. */
 export interface GrowthBaseline {
@@ -279,7 +278,7 @@ export function smallerBatch(state: RecommendState): Recommendation | null {
   const batch = state.tunables.numBatch;
   if (batch === undefined || state.models.length === 0 || (batch !== null && batch <= ADVISED_NUM_BATCH)) return null;
   return {
-    action: `Set models.numBatch to ${ADVISED_NUM_BATCH} (now ${batch ?? "Ollama's 512"}): llama.cpp's compute buffer of every model shrinks to ${Math.round((100 * ADVISED_NUM_BATCH) / (batch ?? OLLAMA_BATCH))}% (about 150 MB less resident for a 3B model), and prompts were measured no slower; each loaded model reloads once on its next request.`,
+    action: `Set models.numBatch to ${ADVISED_NUM_BATCH} (now ${batch ?? "Ollama's 512"}): llama.cpp's compute buffer of every model shrinks to ${Math.round((100 * ADVISED_NUM_BATCH) / (batch ?? OLLAMA_DEFAULT_NUM_BATCH))}% (about 150 MB less resident for a 3B model), and prompts were measured no slower; each loaded model reloads once on its next request.`,
     command: setCommand('models.numBatch', ADVISED_NUM_BATCH),
   };
 }

@@ -91,7 +91,7 @@ export const modelsSchema = z
       .nullable()
       .default(null)
       .describe(
-        "options.num_batch sent with /api/generate and /api/chat (and translated /v1 chat): the tokens llama.cpp evaluates per step. Its compute buffer scales with it (4 bytes x batch x (embedding + vocabulary): 256 MiB at Ollama's default 512 for llama3.2, 64 MiB at 128), at some cost in prompt speed (docs/benchmarks.md). A client's smaller value is kept; embedding requests are never changed (an embedding model needs its whole input in one batch). null: leave Ollama's default.",
+        "options.num_batch sent with /api/generate and /api/chat (and translated /v1 chat): the tokens llama.cpp evaluates per step. Its compute buffer scales with it (4 bytes x batch x (embedding + vocabulary): 256 MiB at Ollama's default 512 for llama3.2, 64 MiB at 128); prompts were measured no slower down to 64 with the real llama.cpp on CPU (docs/benchmarks.md). A client's smaller value is kept; embedding requests are never changed (an embedding model needs its whole input in one batch). null: leave Ollama's default.",
       ),
     contextSafetyMarginBytes: bytes('Memory left free when sizing the KV cache.').prefault('512MiB'),
     kvCacheType: z

@@ -1,7 +1,7 @@
 /**
  * A whisper.cpp engine copy in a child process, behind the few members of
  * `Worker` that the copy bookkeeping of whisperInProcess.ts uses
- * (`transcription.isolation: "process"`).
+ * (`transcription.childProcess`, i.e. `isolation: "process"`).
  *
  * Why a process: ending it returns every byte the model and its buffers
  * took. A worker thread's memory is freed into the C allocator of memtide's
